@@ -1,0 +1,419 @@
+package dirclient
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Content encodings as Tor names them (proposal 278).
+const (
+	Identity = "identity"
+	Deflate  = "deflate"
+	Gzip     = "gzip"
+	Zstd     = "x-zstd"
+	LZMA     = "x-tor-lzma" // recognised, never requested: no decoder is linked
+)
+
+// DefaultEncodings is what a Client offers when Encodings is nil: zstd first
+// (it halves modern microdescriptor batches against deflate), then the two
+// the standard formats Tor always serves.
+var DefaultEncodings = []string{Zstd, Deflate, Gzip}
+
+// Limits.
+const (
+	// DefaultMaxBody caps a decompressed body when a Request sets none.
+	DefaultMaxBody = 16 << 20
+	// maxHeader caps the status line plus headers.
+	maxHeader = 16 << 10
+	// Bomb check, as C tor's src/lib/compress/compress.c: once the output
+	// has reached bombCheckAfter bytes, an output/input ratio above
+	// bombRatio aborts the download.
+	bombCheckAfter = 64 << 10
+	bombRatio      = 25
+)
+
+// Errors returned by Do. Match them with errors.Is.
+var (
+	ErrMalformed = errors.New("dirclient: malformed HTTP response")
+	ErrTooLarge  = errors.New("dirclient: body exceeds the size limit")
+	ErrBomb      = errors.New("dirclient: compression ratio exceeds the bomb limit")
+	ErrEncoding  = errors.New("dirclient: unsupported or unrequested content encoding")
+)
+
+// StatusError is a non-200, non-304 answer.
+type StatusError struct {
+	Code   int
+	Reason string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("dirclient: HTTP %d %s", e.Code, e.Reason)
+}
+
+// Request is one directory GET.
+type Request struct {
+	// Path is the URL path, e.g. "/tor/status-vote/current/consensus-microdesc".
+	Path string
+	// DiffFrom, when non-nil, asks for a consensus diff from the consensus
+	// whose signed part has this SHA3-256 (X-Or-Diff-From-Consensus).
+	DiffFrom *[32]byte
+	// IfModifiedSince, when non-zero, is sent as If-Modified-Since.
+	IfModifiedSince time.Time
+	// MaxBody caps the decompressed body. Zero means DefaultMaxBody.
+	MaxBody int64
+	// SizeHint is the expected decompressed size, used to size the body
+	// buffer once instead of growing it by doubling. Zero means unknown.
+	SizeHint int
+}
+
+// Response is a directory answer. On a 304 the Body is empty.
+type Response struct {
+	Code     int
+	Reason   string
+	Encoding string // the Content-Encoding the server used
+	Body     []byte // decompressed
+	// WireBytes counts every byte read from the stream: status line,
+	// headers and the (compressed) body.
+	WireBytes int64
+}
+
+// Client decodes directory responses. The zero value is ready to use and
+// offers DefaultEncodings. A Client keeps a few decoders for reuse and is
+// safe for concurrent use.
+type Client struct {
+	// Encodings lists what the client accepts, in preference order.
+	// Nil means DefaultEncodings. Identity is always acceptable.
+	Encodings []string
+
+	mu    sync.Mutex
+	zstds []*zstd.Decoder
+	zlibs []io.ReadCloser
+	gzips []*gzip.Reader
+}
+
+// maxPooled bounds the decoders kept per encoding (parallel downloads).
+const maxPooled = 3
+
+func (c *Client) encodings() []string {
+	if c.Encodings == nil {
+		return DefaultEncodings
+	}
+	return c.Encodings
+}
+
+// Encode appends the HTTP request for r to b.
+func (c *Client) Encode(b []byte, r *Request) []byte {
+	b = append(b, "GET "...)
+	b = append(b, r.Path...)
+	b = append(b, " HTTP/1.0\r\n"...)
+	if enc := c.encodings(); len(enc) > 0 {
+		b = append(b, "Accept-Encoding: "...)
+		b = append(b, strings.Join(enc, ", ")...)
+		b = append(b, "\r\n"...)
+	}
+	if r.DiffFrom != nil {
+		b = append(b, "X-Or-Diff-From-Consensus: "...)
+		b = append(b, strings.ToUpper(hex.EncodeToString(r.DiffFrom[:]))...)
+		b = append(b, "\r\n"...)
+	}
+	if !r.IfModifiedSince.IsZero() {
+		b = append(b, "If-Modified-Since: "...)
+		b = append(b, r.IfModifiedSince.UTC().Format(httpTime)...)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+const httpTime = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// Do sends r over conn, reads the whole answer and closes nothing: the
+// caller owns conn. The context's deadline and cancellation interrupt
+// blocked I/O through conn's deadlines.
+//
+// On a read error after the headers, Do returns the Response holding the
+// decompressed prefix received so far together with the error, so a caller
+// can keep complete documents from a truncated batch. Any error other than
+// a *StatusError means the stream should not be reused.
+func (c *Client) Do(ctx context.Context, conn net.Conn, r *Request) (*Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	resp, err := c.do(conn, r)
+	if err != nil && ctx.Err() != nil {
+		return resp, fmt.Errorf("dirclient: %s: %w (%v)", r.Path, ctx.Err(), err)
+	}
+	return resp, err
+}
+
+func (c *Client) do(conn io.ReadWriter, r *Request) (*Response, error) {
+	if !strings.HasPrefix(r.Path, "/") || strings.ContainsAny(r.Path, " \r\n") {
+		return nil, fmt.Errorf("dirclient: bad request path %q", r.Path)
+	}
+	if _, err := conn.Write(c.Encode(nil, r)); err != nil {
+		return nil, fmt.Errorf("dirclient: sending request: %w", err)
+	}
+	cr := &countingReader{r: conn}
+	br := bufio.NewReaderSize(cr, 4096)
+	resp, err := readHeader(br)
+	if err != nil {
+		return nil, err
+	}
+	resp.WireBytes = cr.n - int64(br.Buffered())
+	if resp.Code == 304 {
+		return resp, nil
+	}
+	if resp.Code != 200 {
+		io.Copy(io.Discard, io.LimitReader(br, maxHeader)) // drain a small error page
+		resp.WireBytes = cr.n
+		return resp, &StatusError{Code: resp.Code, Reason: resp.Reason}
+	}
+	if !c.accepts(resp.Encoding) {
+		return resp, fmt.Errorf("%w: %q", ErrEncoding, resp.Encoding)
+	}
+	max := r.MaxBody
+	if max <= 0 {
+		max = DefaultMaxBody
+	}
+	body, err := c.decode(resp.Encoding, br, max, r.SizeHint, cr, int64(br.Buffered()))
+	resp.Body = body
+	resp.WireBytes = cr.n
+	return resp, err
+}
+
+func (c *Client) accepts(enc string) bool {
+	if enc == Identity || enc == Deflate {
+		return true // a Tor server always counts these acceptable
+	}
+	for _, e := range c.encodings() {
+		if e == enc {
+			return true
+		}
+	}
+	return false
+}
+
+// readHeader parses the status line and the headers Tor sends.
+func readHeader(br *bufio.Reader) (*Response, error) {
+	var total int
+	line := func() (string, error) {
+		s, err := br.ReadString('\n')
+		total += len(s)
+		if total > maxHeader {
+			return "", fmt.Errorf("%w: header longer than %d bytes", ErrMalformed, maxHeader)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return "", fmt.Errorf("%w: stream ended inside the header", ErrMalformed)
+			}
+			return "", fmt.Errorf("dirclient: reading header: %w", err)
+		}
+		return strings.TrimRight(s, "\r\n"), nil
+	}
+	status, err := line()
+	if err != nil {
+		return nil, err
+	}
+	proto, rest, ok := strings.Cut(status, " ")
+	if !ok || (proto != "HTTP/1.0" && proto != "HTTP/1.1") {
+		return nil, fmt.Errorf("%w: status line %q", ErrMalformed, truncate(status))
+	}
+	codeStr, reason, _ := strings.Cut(rest, " ")
+	code, err := strconv.Atoi(codeStr)
+	if err != nil || code < 100 || code > 999 {
+		return nil, fmt.Errorf("%w: status line %q", ErrMalformed, truncate(status))
+	}
+	resp := &Response{Code: code, Reason: reason, Encoding: Identity}
+	for {
+		h, err := line()
+		if err != nil {
+			return nil, err
+		}
+		if h == "" {
+			return resp, nil
+		}
+		k, v, ok := strings.Cut(h, ":")
+		if !ok {
+			return nil, fmt.Errorf("%w: header line %q", ErrMalformed, truncate(h))
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "content-encoding":
+			resp.Encoding = strings.ToLower(strings.TrimSpace(v))
+		case "transfer-encoding":
+			return nil, fmt.Errorf("%w: transfer-encoding %q", ErrMalformed, truncate(v))
+		}
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// decode reads the rest of br through the decoder for enc into a buffer
+// capped at max bytes. cr counts the compressed bytes for the bomb check;
+// base is what the header reader had already buffered.
+func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *countingReader, buffered int64) ([]byte, error) {
+	start := cr.n - buffered // compressed bytes of the body begin here
+	var src io.Reader
+	var release func()
+	switch enc {
+	case Identity:
+		src = br
+	case Zstd:
+		d, err := c.getZstd(br)
+		if err != nil {
+			return nil, fmt.Errorf("dirclient: zstd: %w", err)
+		}
+		src, release = d, func() { c.putZstd(d) }
+	case Deflate:
+		z, err := c.getZlib(br)
+		if err != nil {
+			return nil, fmt.Errorf("dirclient: deflate: %w", err)
+		}
+		src, release = z, func() { c.putZlib(z) }
+	case Gzip:
+		g, err := c.getGzip(br)
+		if err != nil {
+			return nil, fmt.Errorf("dirclient: gzip: %w", err)
+		}
+		src, release = g, func() { c.putGzip(g) }
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrEncoding, enc)
+	}
+	if release != nil {
+		defer release()
+	}
+	if hint < 0 || int64(hint) > max {
+		hint = int(max)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, hint))
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(chunk)
+		if int64(buf.Len()+n) > max {
+			return buf.Bytes(), fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
+		}
+		buf.Write(chunk[:n])
+		if enc != Identity && buf.Len() >= bombCheckAfter {
+			in := cr.n - start - int64(br.Buffered())
+			if in <= 0 || int64(buf.Len()) > bombRatio*in {
+				return buf.Bytes(), fmt.Errorf("%w: %d bytes from %d", ErrBomb, buf.Len(), in)
+			}
+		}
+		if err == io.EOF {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return buf.Bytes(), fmt.Errorf("dirclient: %s body truncated: %w", enc, err)
+			}
+			return buf.Bytes(), fmt.Errorf("dirclient: reading %s body: %w", enc, err)
+		}
+	}
+}
+
+func (c *Client) getZstd(r io.Reader) (*zstd.Decoder, error) {
+	c.mu.Lock()
+	if n := len(c.zstds); n > 0 {
+		d := c.zstds[n-1]
+		c.zstds = c.zstds[:n-1]
+		c.mu.Unlock()
+		return d, d.Reset(r)
+	}
+	c.mu.Unlock()
+	// Tor's frames declare a 4 MiB window; 8 MiB leaves margin. The
+	// output size is capped by decode, not by the decoder.
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
+}
+
+func (c *Client) putZstd(d *zstd.Decoder) {
+	d.Reset(nil)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.zstds) < maxPooled {
+		c.zstds = append(c.zstds, d)
+		return
+	}
+	d.Close()
+}
+
+func (c *Client) getZlib(r io.Reader) (io.ReadCloser, error) {
+	c.mu.Lock()
+	if n := len(c.zlibs); n > 0 {
+		z := c.zlibs[n-1]
+		c.zlibs = c.zlibs[:n-1]
+		c.mu.Unlock()
+		return z, z.(zlib.Resetter).Reset(r, nil)
+	}
+	c.mu.Unlock()
+	return zlib.NewReader(r)
+}
+
+func (c *Client) putZlib(z io.ReadCloser) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.zlibs) < maxPooled {
+		c.zlibs = append(c.zlibs, z)
+	}
+}
+
+func (c *Client) getGzip(r io.Reader) (*gzip.Reader, error) {
+	c.mu.Lock()
+	if n := len(c.gzips); n > 0 {
+		g := c.gzips[n-1]
+		c.gzips = c.gzips[:n-1]
+		c.mu.Unlock()
+		return g, g.Reset(r)
+	}
+	c.mu.Unlock()
+	return gzip.NewReader(r)
+}
+
+func (c *Client) putGzip(g *gzip.Reader) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.gzips) < maxPooled {
+		c.gzips = append(c.gzips, g)
+	}
+}
+
+// Close releases pooled decoders. The Client stays usable.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.zstds {
+		d.Close()
+	}
+	c.zstds, c.zlibs, c.gzips = nil, nil, nil
+}
