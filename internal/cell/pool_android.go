@@ -1,0 +1,4 @@
+package cell
+
+// DefaultPoolMax on Android: 2048 cells, about 1 MiB.
+const DefaultPoolMax = 2048
