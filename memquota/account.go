@@ -8,11 +8,18 @@ import (
 )
 
 // Participant is implemented by a queue (or anything else holding data an
-// adversary or a slow app can grow) to take part in reclamation. Both
-// methods are called from the tracker's reclaim goroutine, possibly while
-// the participant's own goroutines run, so they must synchronize. Neither
-// is called with any tracker lock held; they may call Release, Close and
-// Err, but must not call Tracker.Close or Tracker.ReclaimTo.
+// adversary or a slow app can grow) to take part in reclamation.
+//
+// Oldest is called from the tracker's reclaim goroutine, and Reclaimed
+// from a goroutine the tracker starts for each batch of collapses, both
+// while the participant's own goroutines run, so they must synchronize.
+// Neither is called with a tracker lock held; they may call Release, Close,
+// Err and Claim, but must not call Tracker.Close or Tracker.ReclaimTo.
+//
+// Oldest should not wait for a lock that a producer holds while it claims
+// (keep the head's time in an Oldest value): a producer in a tight loop
+// then delays reclamation, and with a HardLimit, a producer waiting inside
+// Claim while holding that lock deadlocks it.
 type Participant interface {
 	// Oldest returns when the oldest data the participant still holds was
 	// queued (by Tracker.Now), or ok == false if it holds none. It is asked
@@ -23,8 +30,9 @@ type Participant interface {
 	// participant's bytes and every later Claim fails with err. The
 	// participant must drop its queued data, make readers see err (after
 	// any data it chooses to deliver first, if it can do so without more
-	// memory) and writers fail with err. It must not block: close, signal,
-	// and return. It is called at most once.
+	// memory) and writers fail with err. It may take the participant's
+	// locks but should not block for long: the participants of one batch
+	// are told one after another. It is called at most once.
 	Reclaimed(err error)
 }
 
@@ -225,7 +233,10 @@ type Participation struct {
 // the account's error (a *ReclaimedError, or ErrClosed) once the account is
 // gone; the caller must then not queue the data. Going over the limit does
 // not fail the claim: it wakes reclamation, which collapses the accounts
-// with the oldest data, possibly this one.
+// with the oldest data, possibly this one. If the tracker has a HardLimit
+// and this claim leaves usage above it, Claim waits for reclamation to
+// bring usage back under it; if this account collapses meanwhile, Claim
+// returns its error (and the bytes are already forgotten).
 func (p *Participation) Claim(n int64) error {
 	if n < 0 {
 		return errNegative
@@ -257,14 +268,38 @@ func (p *Participation) Claim(n int64) error {
 			break
 		}
 	}
-	if total > t.limits.Load().limit {
-		// Over the limit: wake the reclaimer and give it this P, so it runs
-		// now rather than when the claimer next blocks. This is the only
-		// backpressure; Claim never blocks.
+	if lim := t.limits.Load(); total > lim.limit {
 		t.kick()
+		if total > lim.hard {
+			return p.waitBelowHard()
+		}
+		// Give the reclaimer this P, so it runs now rather than when the
+		// claimer next blocks.
 		runtime.Gosched()
 	}
 	return nil
+}
+
+// waitBelowHard waits until usage is at or below the hard limit, this
+// participation dies, or the tracker closes.
+func (p *Participation) waitBelowHard() error {
+	t := p.t
+	t.waits.Add(1)
+	for {
+		progress := *t.progress.Load() // before the checks: no lost wakeup
+		if p.used.Load() < 0 {
+			return p.err
+		}
+		if t.total.Load() <= t.limits.Load().hard {
+			return nil
+		}
+		t.kick()
+		select {
+		case <-progress:
+		case <-t.done:
+			return nil
+		}
+	}
 }
 
 // Release records that n bytes claimed earlier are no longer queued.
@@ -341,4 +376,33 @@ func (p *Participation) killLocked(err error) int64 {
 		return u
 	}
 	return 0
+}
+
+// Oldest holds a queue's oldest-data timestamp where Participant.Oldest
+// can read it without the queue's lock. A queue sets it when it pushes
+// onto an empty queue and when it pops (to the new head's time, or Clear
+// when empty), under its own lock. Use it: a Participant.Oldest that waits
+// for a lock held by a busy producer delays reclamation while that
+// producer keeps claiming. The zero value holds no time.
+type Oldest struct {
+	ns   atomic.Int64 // Unix nanoseconds
+	some atomic.Bool
+}
+
+// Set records t as the oldest data's time.
+func (o *Oldest) Set(t time.Time) {
+	o.ns.Store(t.UnixNano())
+	o.some.Store(true)
+}
+
+// Clear records that there is no data.
+func (o *Oldest) Clear() { o.some.Store(false) }
+
+// Get returns the recorded time, in the form Participant.Oldest returns.
+// It is exact to the nanosecond but carries no monotonic clock reading.
+func (o *Oldest) Get() (time.Time, bool) {
+	if !o.some.Load() {
+		return time.Time{}, false
+	}
+	return time.Unix(0, o.ns.Load()), true
 }

@@ -13,23 +13,27 @@ import (
 
 func TestConfig(t *testing.T) {
 	for _, tc := range []struct {
-		limit, low     int64
-		wantLimit      int64
-		wantLow        int64
+		in             Limits
+		want           Limits
 		wantErrContain string
 	}{
-		{0, 0, 0, 0, ""},
-		{1000, 0, 1000, 750, ""},
-		{1000, 10, 1000, 10, ""},
-		{1000, 999, 1000, 999, ""},
-		{1000, 1000, 0, 0, "not below limit"},
-		{1000, 2000, 0, 0, "not below limit"},
-		{-1, 0, 0, 0, "negative limit"},
-		{1000, -1, 0, 0, "negative low-water"},
-		{0, 10, 0, 0, "without a limit"},
+		{Limits{}, Limits{}, ""},
+		{Limits{1000, 0, 0}, Limits{1000, 750, 0}, ""},
+		{Limits{1000, 10, 0}, Limits{1000, 10, 0}, ""},
+		{Limits{1000, 999, 0}, Limits{1000, 999, 0}, ""},
+		{Limits{1000, 0, 1000}, Limits{1000, 750, 1000}, ""},
+		{Limits{1000, 0, 1200}, Limits{1000, 750, 1200}, ""},
+		{Limits{1000, 1000, 0}, Limits{}, "not below limit"},
+		{Limits{1000, 2000, 0}, Limits{}, "not below limit"},
+		{Limits{1000, 0, 999}, Limits{}, "hard limit 999 below limit"},
+		{Limits{-1, 0, 0}, Limits{}, "negative limit"},
+		{Limits{1000, -1, 0}, Limits{}, "negative low-water"},
+		{Limits{1000, 0, -1}, Limits{}, "negative hard"},
+		{Limits{0, 10, 0}, Limits{}, "without a limit"},
+		{Limits{0, 0, 10}, Limits{}, "without a limit"},
 	} {
-		name := fmt.Sprintf("%d/%d", tc.limit, tc.low)
-		trk, err := New(Config{Limit: tc.limit, LowWater: tc.low})
+		name := fmt.Sprint(tc.in)
+		trk, err := New(Config{Limit: tc.in.Limit, LowWater: tc.in.LowWater, HardLimit: tc.in.HardLimit})
 		if tc.wantErrContain != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErrContain) {
 				t.Errorf("%s: err %v, want %q", name, err, tc.wantErrContain)
@@ -43,14 +47,14 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if l, lw := trk.Limits(); l != tc.wantLimit || lw != tc.wantLow {
-			t.Errorf("%s: limits %d/%d, want %d/%d", name, l, lw, tc.wantLimit, tc.wantLow)
+		if got := trk.Limits(); got != tc.want {
+			t.Errorf("%s: limits %v, want %v", name, got, tc.want)
 		}
-		if err := trk.SetLimit(-5, 0); err == nil {
-			t.Errorf("%s: SetLimit(-5) accepted", name)
+		if err := trk.SetLimits(Limits{Limit: -5}); err == nil {
+			t.Errorf("%s: SetLimits(-5) accepted", name)
 		}
-		if l, lw := trk.Limits(); l != tc.wantLimit || lw != tc.wantLow {
-			t.Errorf("%s: failed SetLimit changed limits to %d/%d", name, l, lw)
+		if got := trk.Limits(); got != tc.want {
+			t.Errorf("%s: failed SetLimits changed limits to %v", name, got)
 		}
 		trk.Close()
 	}
@@ -231,12 +235,20 @@ func TestStatsAndAccounts(t *testing.T) {
 // limit low enough that reclamation keeps collapsing them. Run with -race.
 // At the end the tracker's books must match the queues' own exactly.
 func TestConcurrent(t *testing.T) {
+	t.Run("soft", func(t *testing.T) { testConcurrent(t, 0) })
+	// With a hard limit, usage can pass it only by the claims in flight:
+	// at most one per worker.
+	t.Run("hard", func(t *testing.T) { testConcurrent(t, 72<<10) })
+}
+
+func testConcurrent(t *testing.T, hard int64) {
 	const (
-		workers = 16
-		ops     = 1500
+		workers  = 16
+		ops      = 1500
+		maxClaim = 1024
 	)
 	clk := newFakeClock()
-	trk := newTracker(t, Config{Limit: 64 << 10, LowWater: 32 << 10, Now: clk.Now})
+	trk := newTracker(t, Config{Limit: 64 << 10, LowWater: 32 << 10, HardLimit: hard, Now: clk.Now})
 	defer trk.Close()
 
 	var negative atomic.Bool
@@ -303,7 +315,7 @@ func TestConcurrent(t *testing.T) {
 						}
 					}
 				case op < 6 && len(qs) > 0:
-					if err := qs[r.IntN(len(qs))].push(int64(1 + r.IntN(1024))); err != nil && !errors.Is(err, ErrReclaimed) {
+					if err := qs[r.IntN(len(qs))].push(int64(1 + r.IntN(maxClaim))); err != nil && !errors.Is(err, ErrReclaimed) {
 						t.Errorf("push: %v", err)
 					}
 				case len(qs) > 0:
@@ -365,7 +377,11 @@ func TestConcurrent(t *testing.T) {
 	if s := trk.Stats(); s.Used != 0 || s.Accounts != 0 || s.Participants != 0 {
 		t.Errorf("after closing every account: %+v", s)
 	}
-	t.Logf("%d reclaim passes collapsed %d accounts, peak %d of limit %d", s.Reclaims, s.Collapsed, s.Peak, s.Limit)
+	if hard != 0 && s.Peak > hard+workers*maxClaim {
+		t.Errorf("peak %d above hard limit %d + %d workers * %d", s.Peak, hard, workers, maxClaim)
+	}
+	t.Logf("%d reclaim passes collapsed %d accounts, %d claims waited; peak %d of limit %d, hard limit %d",
+		s.Reclaims, s.Collapsed, s.Waits, s.Peak, s.Limit, s.HardLimit)
 }
 
 func tryQueue(a *Account) (*queue, bool) {

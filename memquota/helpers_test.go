@@ -36,6 +36,8 @@ type queue struct {
 	trk   *Tracker
 	partn *Participation
 
+	oldest Oldest // the head item's time, for Oldest without mu
+
 	mu     sync.Mutex
 	items  []item
 	held   int64 // sum of items[].n
@@ -70,7 +72,11 @@ func (q *queue) push(n int64) error {
 	if err := q.partn.Claim(n); err != nil {
 		return err
 	}
-	q.items = append(q.items, item{at: q.trk.Now(), n: n})
+	now := q.trk.Now()
+	if len(q.items) == 0 {
+		q.oldest.Set(now)
+	}
+	q.items = append(q.items, item{at: now, n: n})
 	q.held += n
 	return nil
 }
@@ -88,25 +94,24 @@ func (q *queue) pop() (int64, error) {
 	}
 	it := q.items[0]
 	q.items = q.items[1:]
+	if len(q.items) > 0 {
+		q.oldest.Set(q.items[0].at)
+	} else {
+		q.oldest.Clear()
+	}
 	q.held -= it.n
 	q.partn.Release(it.n)
 	return it.n, nil
 }
 
-func (q *queue) Oldest() (time.Time, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return time.Time{}, false
-	}
-	return q.items[0].at, true
-}
+func (q *queue) Oldest() (time.Time, bool) { return q.oldest.Get() }
 
 func (q *queue) Reclaimed(err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.called++
 	q.err = err
+	q.oldest.Clear()
 	q.items = nil
 	q.held = 0
 }

@@ -3,6 +3,7 @@ package memquota
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -23,11 +24,13 @@ func (t *Tracker) run() {
 		case <-t.done:
 			return
 		case <-t.wake:
-			if t.total.Load() > t.limits.Load().limit {
-				t.reclaim(-1)
+			if t.total.Load() > t.limits.Load().limit && !t.stopping() {
+				t.reclaim(-1, nil)
 			}
 		case r := <-t.reqs:
-			t.reclaim(r.target)
+			var told sync.WaitGroup
+			t.reclaim(r.target, &told)
+			told.Wait()
 			close(r.done)
 		}
 	}
@@ -44,8 +47,10 @@ func (t *Tracker) stopping() bool {
 
 // reclaim collapses accounts, the one whose participant holds the oldest
 // data first, until usage is at or below target (target < 0: the current
-// low-water mark, re-read at each pass so SetLimit applies at once).
-func (t *Tracker) reclaim(target int64) {
+// low-water mark, re-read at each pass so SetLimits applies at once).
+// Participants are told on other goroutines; if told is not nil, it counts
+// them.
+func (t *Tracker) reclaim(target int64, told *sync.WaitGroup) {
 	goal := func() int64 {
 		if target >= 0 {
 			return target
@@ -56,11 +61,11 @@ func (t *Tracker) reclaim(target int64) {
 		return
 	}
 	t.reclaims.Add(1)
-	limit, _ := t.Limits()
-	t.logf("memquota: reclaiming: %d bytes used, limit %d, target %d", t.total.Load(), limit, goal())
+	defer t.signalProgress()
+	t.logf("memquota: reclaiming: %d bytes used, limit %d, target %d", t.total.Load(), t.Limits().Limit, goal())
 	for !t.stopping() {
 		cands := t.candidates()
-		n := t.collapse(cands, goal())
+		n := t.collapse(cands, goal(), told)
 		clear(cands) // drop pointers to dead participations
 		switch {
 		case t.total.Load() <= goal():
@@ -125,10 +130,13 @@ type victim struct {
 // collapse walks the candidates in order and collapses each one's account
 // and descendants until usage is at or below goal, all under one hold of
 // the tree lock so claimers cannot stretch the pass. A candidate is skipped
-// if its account went, or it drained its data, since it was listed. Then,
-// with the lock released, it tells every participant of every collapsed
-// account. It returns the number of subtrees collapsed.
-func (t *Tracker) collapse(cands []candidate, goal int64) int {
+// if its account went, or it drained its data, since it was listed. It
+// then wakes claims waiting on the hard limit, and starts a goroutine that
+// tells every participant of every collapsed account: the bytes are
+// already forgotten, and a participant's Reclaimed may need a lock held by
+// a claimer that is waiting for exactly that. It returns the number of
+// subtrees collapsed.
+func (t *Tracker) collapse(cands []candidate, goal int64, told *sync.WaitGroup) int {
 	now := t.now()
 	var victims []victim
 	t.mu.Lock()
@@ -149,14 +157,30 @@ func (t *Tracker) collapse(cands []candidate, goal int64) int {
 		victims = append(victims, v)
 	}
 	t.mu.Unlock()
+	if len(victims) == 0 {
+		return 0
+	}
+	t.signalProgress()
 
 	for _, v := range victims {
 		t.collapsed.Add(v.accounts)
 		t.freed.Add(v.freed)
 		t.logf("memquota: collapsed account %q (%d accounts, %d bytes; oldest data %v old)", v.err.Account, v.accounts, v.freed, v.err.Age)
-		for _, p := range v.parts {
-			p.p.Reclaimed(v.err)
-		}
 	}
+	t.wg.Add(1)
+	if told != nil {
+		told.Add(1)
+	}
+	go func() {
+		defer t.wg.Done()
+		if told != nil {
+			defer told.Done()
+		}
+		for _, v := range victims {
+			for _, p := range v.parts {
+				p.p.Reclaimed(v.err)
+			}
+		}
+	}()
 	return len(victims)
 }

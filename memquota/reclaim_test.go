@@ -206,8 +206,8 @@ func TestSetLimitStartsReclaim(t *testing.T) {
 		clk := newFakeClock()
 		trk := newTracker(t, Config{Now: clk.Now}) // unlimited
 		defer trk.Close()
-		if l, lw := trk.Limits(); l != 0 || lw != 0 || trk.Pressure() {
-			t.Fatalf("unlimited tracker: limits %d/%d, pressure %v", l, lw, trk.Pressure())
+		if l := trk.Limits(); l != (Limits{}) || trk.Pressure() {
+			t.Fatalf("unlimited tracker: limits %v, pressure %v", l, trk.Pressure())
 		}
 		old := newQueue(t, mustAccount(t, nil, trk, "old"))
 		mustPush(t, old, 5000)
@@ -218,14 +218,14 @@ func TestSetLimitStartsReclaim(t *testing.T) {
 		if trk.Stats().Reclaims != 0 {
 			t.Fatal("unlimited tracker reclaimed")
 		}
-		if err := trk.SetLimit(8000, 0); err != nil {
+		if err := trk.SetLimits(Limits{Limit: 8000}); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
 		wantReclaimed(t, "old", old, "old")
 		wantAlive(t, "new", newer)
-		if l, lw := trk.Limits(); l != 8000 || lw != 6000 {
-			t.Errorf("limits %d/%d, want 8000/6000", l, lw)
+		if l := trk.Limits(); l != (Limits{8000, 6000, 0}) {
+			t.Errorf("limits %v, want 8000/6000/0", l)
 		}
 		if trk.Pressure() {
 			t.Error("pressure at 5000 of 8000 (low water 6000)")
@@ -369,6 +369,111 @@ func TestReclaimStopsPromptlyOnClose(t *testing.T) {
 		wantAlive(t, "survivor", survivor)
 		if s := trk.Stats(); s.Collapsed != 5 || s.Used != 5500 {
 			t.Errorf("after Close mid-reclaim: %+v", s)
+		}
+	})
+}
+
+// gate is a participant whose Oldest blocks until opened, holding the
+// reclaim goroutine still so a test can look at a waiting claim.
+type gate struct {
+	open chan struct{}
+	at   time.Time
+}
+
+func (g *gate) Oldest() (time.Time, bool) { <-g.open; return g.at, true }
+func (g *gate) Reclaimed(error)           {}
+
+func TestHardLimitWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFakeClock()
+		trk := newTracker(t, Config{Limit: 1000, LowWater: 500, HardLimit: 1200, Now: clk.Now})
+		defer trk.Close()
+
+		g := &gate{open: make(chan struct{}), at: clk.Now()}
+		old, err := mustAccount(t, nil, trk, "old").Register(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Claim(900); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+		young := newQueue(t, mustAccount(t, nil, trk, "young"))
+		mustPush(t, young, 200) // 1100: over the limit, not the hard limit: no wait
+		synctest.Wait()         // the reclaimer is now stuck in g.Oldest
+
+		done := make(chan error, 1)
+		go func() { done <- young.push(200) }() // 1300: over the hard limit
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("claim over the hard limit returned (%v) before anything was reclaimed", err)
+		default:
+		}
+		if got := trk.Stats(); got.Waits != 1 || got.Used != 1300 {
+			t.Fatalf("while waiting: %+v", got)
+		}
+
+		close(g.open)
+		synctest.Wait()
+		if err := <-done; err != nil {
+			t.Fatalf("waiting claim: %v", err)
+		}
+		if !errors.Is(old.Err(), ErrReclaimed) {
+			t.Errorf("old: %v", old.Err())
+		}
+		wantAlive(t, "young", young)
+		if got := trk.Used(); got != 400 {
+			t.Errorf("used %d, want 400", got)
+		}
+	})
+}
+
+func TestHardLimitWaiterCollapsed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newFakeClock()
+		trk := newTracker(t, Config{Limit: 1000, LowWater: 700, HardLimit: 1000, Now: clk.Now})
+		defer trk.Close()
+		a := newQueue(t, mustAccount(t, nil, trk, "a"))
+		mustPush(t, a, 100) // oldest
+		clk.Advance(time.Second)
+		b := newQueue(t, mustAccount(t, nil, trk, "b"))
+		mustPush(t, b, 600)
+		// a's own claim goes over the hard limit; a holds the oldest data,
+		// so it is collapsed while its claim waits, and the claim fails.
+		err := a.push(400)
+		if !errors.Is(err, ErrReclaimed) {
+			t.Fatalf("claim by the collapsed waiter: %v, want ErrReclaimed", err)
+		}
+		synctest.Wait()
+		wantReclaimed(t, "a", a, "a")
+		wantAlive(t, "b", b)
+		if got := trk.Used(); got != 600 {
+			t.Errorf("used %d, want 600", got)
+		}
+	})
+}
+
+func TestHardLimitCloseReleasesWaiters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		trk := newTracker(t, Config{Limit: 100, HardLimit: 100})
+		g := &gate{open: make(chan struct{})}
+		p, err := mustAccount(t, nil, trk, "g").Register(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.Claim(200) }()
+		synctest.Wait() // claim waiting, reclaimer stuck in g.Oldest
+		closed := make(chan error, 1)
+		go func() { closed <- trk.Close() }()
+		synctest.Wait()
+		if err := <-done; err != nil {
+			t.Errorf("waiting claim after Close: %v, want nil", err)
+		}
+		close(g.open)
+		if err := <-closed; err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -28,6 +28,13 @@ type Config struct {
 	// usage is at or below LowWater. 0 means 3/4 of Limit. It must be
 	// below Limit (and 0 when Limit is 0).
 	LowWater int64
+	// HardLimit, if set, bounds usage: a Claim that leaves usage above it
+	// waits until reclamation brings usage back to HardLimit or below (or
+	// its own account collapses, or the tracker closes). It must be at
+	// least Limit. 0 means claims never wait and usage can overshoot the
+	// limit by whatever is claimed before the reclaim goroutine runs.
+	// See Participant for what a tracker with a HardLimit requires.
+	HardLimit int64
 	// Now tells the time; participants should stamp their data with the
 	// same clock (Tracker.Now). nil means the real clock.
 	Now func() time.Time
@@ -35,27 +42,43 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-type limits struct {
-	limit    int64 // math.MaxInt64 when unlimited
-	lowWater int64
+// Limits are a tracker's thresholds in bytes, as in Config.
+type Limits struct {
+	Limit, LowWater, HardLimit int64
 }
 
-func makeLimits(limit, lowWater int64) (*limits, error) {
+// limits are Limits checked, defaulted, and with "none" as MaxInt64 so the
+// hot path compares without branching on zero.
+type limits struct {
+	limit, lowWater, hard int64
+	public                Limits
+}
+
+func makeLimits(l Limits) (*limits, error) {
 	switch {
-	case limit < 0:
-		return nil, fmt.Errorf("memquota: negative limit %d", limit)
-	case lowWater < 0:
-		return nil, fmt.Errorf("memquota: negative low-water mark %d", lowWater)
-	case limit == 0 && lowWater != 0:
-		return nil, errors.New("memquota: low-water mark set without a limit")
-	case limit == 0:
-		return &limits{limit: math.MaxInt64, lowWater: math.MaxInt64}, nil
-	case lowWater == 0:
-		lowWater = limit / 4 * 3
-	case lowWater >= limit:
-		return nil, fmt.Errorf("memquota: low-water mark %d not below limit %d", lowWater, limit)
+	case l.Limit < 0:
+		return nil, fmt.Errorf("memquota: negative limit %d", l.Limit)
+	case l.LowWater < 0:
+		return nil, fmt.Errorf("memquota: negative low-water mark %d", l.LowWater)
+	case l.HardLimit < 0:
+		return nil, fmt.Errorf("memquota: negative hard limit %d", l.HardLimit)
+	case l.Limit == 0 && (l.LowWater != 0 || l.HardLimit != 0):
+		return nil, errors.New("memquota: low-water mark or hard limit set without a limit")
+	case l.Limit == 0:
+		return &limits{limit: math.MaxInt64, lowWater: math.MaxInt64, hard: math.MaxInt64}, nil
+	case l.LowWater == 0:
+		l.LowWater = l.Limit / 4 * 3
+	case l.LowWater >= l.Limit:
+		return nil, fmt.Errorf("memquota: low-water mark %d not below limit %d", l.LowWater, l.Limit)
 	}
-	return &limits{limit: limit, lowWater: lowWater}, nil
+	if l.HardLimit != 0 && l.HardLimit < l.Limit {
+		return nil, fmt.Errorf("memquota: hard limit %d below limit %d", l.HardLimit, l.Limit)
+	}
+	lim := &limits{limit: l.Limit, lowWater: l.LowWater, hard: l.HardLimit, public: l}
+	if lim.hard == 0 {
+		lim.hard = math.MaxInt64
+	}
+	return lim, nil
 }
 
 // Tracker is one memory quota: a tree of accounts whose participants claim
@@ -73,6 +96,11 @@ type Tracker struct {
 	collapsed   atomic.Int64
 	freed       atomic.Int64
 	badReleases atomic.Int64
+	waits       atomic.Int64
+
+	// progress is closed, and replaced, whenever reclamation forgets bytes
+	// or the limits change: claims waiting on the hard limit look again.
+	progress atomic.Pointer[chan struct{}]
 
 	now  func() time.Time
 	logf func(format string, args ...any)
@@ -101,7 +129,7 @@ type reclaimRequest struct {
 // New validates cfg and starts a tracker and its reclaim goroutine. Close
 // stops the goroutine.
 func New(cfg Config) (*Tracker, error) {
-	lim, err := makeLimits(cfg.Limit, cfg.LowWater)
+	lim, err := makeLimits(Limits{Limit: cfg.Limit, LowWater: cfg.LowWater, HardLimit: cfg.HardLimit})
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +149,8 @@ func New(cfg Config) (*Tracker, error) {
 		t.logf = func(string, ...any) {}
 	}
 	t.limits.Store(lim)
+	ch := make(chan struct{})
+	t.progress.Store(&ch)
 	t.wg.Add(1)
 	go t.run()
 	return t, nil
@@ -152,14 +182,9 @@ func (t *Tracker) Now() time.Time { return t.now() }
 // Used returns the bytes currently claimed. It is one atomic load.
 func (t *Tracker) Used() int64 { return t.total.Load() }
 
-// Limits returns the limit and low-water mark (both 0 when unlimited).
-func (t *Tracker) Limits() (limit, lowWater int64) {
-	l := t.limits.Load()
-	if l.limit == math.MaxInt64 {
-		return 0, 0
-	}
-	return l.limit, l.lowWater
-}
+// Limits returns the thresholds in force, defaults filled in (all 0 when
+// unlimited).
+func (t *Tracker) Limits() Limits { return t.limits.Load().public }
 
 // Pressure reports whether usage is above the low-water mark, that is,
 // whether reclamation is running or about to. It is cheap enough for a
@@ -169,17 +194,17 @@ func (t *Tracker) Pressure() bool {
 	return t.total.Load() > t.limits.Load().lowWater
 }
 
-// SetLimit changes the limit and low-water mark, with the same rules as
-// Config. Lowering the limit below current usage starts reclamation.
-func (t *Tracker) SetLimit(limit, lowWater int64) error {
-	lim, err := makeLimits(limit, lowWater)
+// SetLimits changes the thresholds, with the same rules and defaults as
+// Config. Lowering the limit below current usage starts reclamation;
+// raising the hard limit releases waiting claims.
+func (t *Tracker) SetLimits(l Limits) error {
+	lim, err := makeLimits(l)
 	if err != nil {
 		return err
 	}
 	t.limits.Store(lim)
-	if t.total.Load() > lim.limit {
-		t.kick()
-	}
+	t.kick()
+	t.signalProgress()
 	return nil
 }
 
@@ -205,6 +230,12 @@ func (t *Tracker) ReclaimTo(ctx context.Context, target int64) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// signalProgress wakes every claim waiting on the hard limit.
+func (t *Tracker) signalProgress() {
+	ch := make(chan struct{})
+	close(*t.progress.Swap(&ch))
 }
 
 // kick wakes the reclaim goroutine without blocking.
@@ -246,8 +277,10 @@ type AccountUsage struct {
 type Stats struct {
 	Used     int64 // bytes claimed now
 	Peak     int64 // highest Used since New
-	Limit    int64 // 0: unlimited
-	LowWater int64
+	Limit     int64 // 0: unlimited
+	LowWater  int64
+	HardLimit int64 // 0: none
+	Waits     int64 // claims that waited for usage to fall below HardLimit
 
 	Reclaims    int64 // reclamation passes started (limit crossed or ReclaimTo)
 	Collapsed   int64 // accounts collapsed by reclamation, descendants included
@@ -263,14 +296,16 @@ type Stats struct {
 // Stats returns a snapshot. It takes the tree lock; do not call it on a
 // hot path.
 func (t *Tracker) Stats() Stats {
-	limit, low := t.Limits()
+	l := t.Limits()
 	s := Stats{
-		Limit:       limit,
-		LowWater:    low,
+		Limit:       l.Limit,
+		LowWater:    l.LowWater,
+		HardLimit:   l.HardLimit,
 		Reclaims:    t.reclaims.Load(),
 		Collapsed:   t.collapsed.Load(),
 		Freed:       t.freed.Load(),
 		BadReleases: t.badReleases.Load(),
+		Waits:       t.waits.Load(),
 	}
 	t.mu.Lock()
 	s.Accounts = t.nAccts
