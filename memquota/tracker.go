@@ -275,8 +275,8 @@ type AccountUsage struct {
 
 // Stats is a snapshot of a tracker. Counters only grow.
 type Stats struct {
-	Used     int64 // bytes claimed now
-	Peak     int64 // highest Used since New
+	Used      int64 // bytes claimed now
+	Peak      int64 // highest Used since New
 	Limit     int64 // 0: unlimited
 	LowWater  int64
 	HardLimit int64 // 0: none
