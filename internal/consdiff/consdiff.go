@@ -87,6 +87,25 @@ func SignedPartDigest(doc []byte) ([32]byte, error) {
 	return sha3.Sum256(doc[:n]), nil
 }
 
+// Digests returns both digests of doc in one pass: its signed-part digest
+// (see SignedPartDigest) and its full digest (see FullDigest).
+func Digests(doc []byte) (signed, full [32]byte, err error) {
+	n, ok := signedPartLen(doc)
+	if !ok {
+		return signed, full, errors.New("consdiff: document has no directory-signature line")
+	}
+	h := sha3.New256()
+	h.Write(doc[:n])
+	c, err := h.Clone()
+	if err != nil {
+		panic("BUG: consdiff: cannot clone SHA3 state: " + err.Error())
+	}
+	c.Sum(signed[:0])
+	h.Write(doc[n:])
+	h.Sum(full[:0])
+	return signed, full, nil
+}
+
 // ParseHeader reads the two header lines of a diff and returns its FROM
 // digest (of the base's signed part) and TO digest (of the whole result),
 // so that a caller can pick the base before applying. Errors are

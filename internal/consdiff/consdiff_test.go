@@ -62,6 +62,10 @@ func TestRealDigests(t *testing.T) {
 		if got != mustHex(t, c.signed) {
 			t.Errorf("%s: signed part digest %X, want %s", c.file, got, c.signed)
 		}
+		s2, f2, err := Digests(doc)
+		if err != nil || s2 != got || f2 != FullDigest(doc) {
+			t.Errorf("%s: Digests disagrees with SignedPartDigest/FullDigest", c.file)
+		}
 		if c.full != "" && FullDigest(doc) != mustHex(t, c.full) {
 			t.Errorf("%s: full digest %X, want %s", c.file, FullDigest(doc), c.full)
 		}
@@ -348,11 +352,15 @@ func TestSignedPart(t *testing.T) {
 		{"", ""},
 	} {
 		got, err := SignedPartDigest([]byte(c.doc))
+		s2, f2, err2 := Digests([]byte(c.doc))
 		if c.signed == "" {
-			if err == nil {
+			if err == nil || err2 == nil {
 				t.Errorf("%q: no error", c.doc)
 			}
 			continue
+		}
+		if err2 != nil || s2 != got || f2 != FullDigest([]byte(c.doc)) {
+			t.Errorf("%q: Digests %X %X %v", c.doc, s2, f2, err2)
 		}
 		if err != nil || got != FullDigest([]byte(c.signed)) {
 			t.Errorf("%q: digest %X err %v, want digest of %q", c.doc, got, err, c.signed)
