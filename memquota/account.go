@@ -176,6 +176,7 @@ func (a *Account) Close() {
 		return
 	}
 	t.detachLocked(a, ErrClosed, nil)
+	t.signalProgress() // its claims waiting on the hard limit fail now
 }
 
 // detachLocked marks a and its subtree dead with err, forgets their bytes,
@@ -363,6 +364,7 @@ func (p *Participation) Close() {
 	}
 	delete(p.acct.parts, p)
 	p.killLocked(ErrClosed)
+	t.signalProgress() // a claim of its waiting on the hard limit fails now
 }
 
 // killLocked makes p dead and forgets its bytes, returning them. Its caller

@@ -33,6 +33,10 @@ func (t *Tracker) run() {
 			told.Wait()
 			close(r.done)
 		}
+		// Claims waiting on the hard limit kick us before they wait; usage
+		// may have fallen below it by releases alone, with nothing to
+		// reclaim. Either way, they look again.
+		t.signalProgress()
 	}
 }
 
@@ -61,7 +65,6 @@ func (t *Tracker) reclaim(target int64, told *sync.WaitGroup) {
 		return
 	}
 	t.reclaims.Add(1)
-	defer t.signalProgress()
 	t.logf("memquota: reclaiming: %d bytes used, limit %d, target %d", t.total.Load(), t.Limits().Limit, goal())
 	for !t.stopping() {
 		cands := t.candidates()

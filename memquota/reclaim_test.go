@@ -477,3 +477,65 @@ func TestHardLimitCloseReleasesWaiters(t *testing.T) {
 		}
 	})
 }
+
+func TestHardLimitWaiterReleasedByReleases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		trk := newTracker(t, Config{Limit: 1000, LowWater: 500, HardLimit: 1000})
+		defer trk.Close()
+		g := &gate{open: make(chan struct{})}
+		gp, err := mustAccount(t, nil, trk, "gate").Register(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reader, _ := mustAccount(t, nil, trk, "reader").Register(Funcs{})
+		writer, _ := mustAccount(t, nil, trk, "writer").Register(Funcs{})
+		if err := gp.Claim(100); err != nil {
+			t.Fatal(err)
+		}
+		if err := reader.Claim(800); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- writer.Claim(200) }() // 1100: waits
+		synctest.Wait()                           // reclaimer stuck in g.Oldest
+		select {
+		case err := <-done:
+			t.Fatalf("claim returned early: %v", err)
+		default:
+		}
+		// The app drains a queue: usage falls below low water with
+		// nothing collapsed, and the waiting claim must still wake.
+		reader.Release(800)
+		close(g.open)
+		synctest.Wait()
+		if err := <-done; err != nil {
+			t.Fatalf("waiting claim: %v", err)
+		}
+		if s := trk.Stats(); s.Collapsed != 0 || s.Used != 300 || s.Waits != 1 {
+			t.Errorf("stats: %+v", s)
+		}
+	})
+}
+
+func TestHardLimitWaiterClosedByOwner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		trk := newTracker(t, Config{Limit: 1000, HardLimit: 1000})
+		defer trk.Close()
+		g := &gate{open: make(chan struct{})}
+		defer close(g.open)
+		gp, _ := mustAccount(t, nil, trk, "gate").Register(g)
+		if err := gp.Claim(900); err != nil {
+			t.Fatal(err)
+		}
+		acct := mustAccount(t, nil, trk, "stream")
+		writer, _ := acct.Register(Funcs{})
+		done := make(chan error, 1)
+		go func() { done <- writer.Claim(200) }()
+		synctest.Wait() // waiting; reclaimer stuck in g.Oldest
+		acct.Close()    // the stream is torn down under its blocked writer
+		synctest.Wait()
+		if err := <-done; !errors.Is(err, ErrClosed) {
+			t.Fatalf("claim of a closed account: %v, want ErrClosed", err)
+		}
+	})
+}

@@ -209,7 +209,8 @@ func (t *Tracker) SetLimits(l Limits) error {
 }
 
 // ReclaimTo collapses accounts, oldest data first, until usage is at or
-// below target, and waits until that pass is done (or ctx ends). It is for
+// below target, and waits until that pass is done and every collapsed
+// participant has been told (or ctx ends). It is for
 // memory-pressure signals from the OS (TrimMemory); the limit does not
 // change. It must not be called from a Participant callback.
 func (t *Tracker) ReclaimTo(ctx context.Context, target int64) error {
