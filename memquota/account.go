@@ -80,14 +80,35 @@ type Account struct {
 }
 
 // ID returns the account's id, unique within its tracker.
-func (a *Account) ID() uint64 { return a.id }
+func (a *Account) ID() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.id
+}
+
+// Tracker returns the tracker the account belongs to.
+func (a *Account) Tracker() *Tracker {
+	if a == nil {
+		return nil
+	}
+	return a.t
+}
 
 // Name returns the name given when the account was made.
-func (a *Account) Name() string { return a.name }
+func (a *Account) Name() string {
+	if a == nil {
+		return ""
+	}
+	return a.name
+}
 
 // Err returns nil while the account is open, ErrClosed after Close (its
 // own or an ancestor's), or the *ReclaimedError that collapsed it.
 func (a *Account) Err() error {
+	if a == nil {
+		return nil
+	}
 	if e := a.err.Load(); e != nil {
 		return *e
 	}
@@ -97,6 +118,9 @@ func (a *Account) Err() error {
 // Used returns the bytes claimed by this account and all its descendants:
 // what collapsing it would free.
 func (a *Account) Used() int64 {
+	if a == nil {
+		return 0
+	}
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
 	return a.subtreeUsedLocked()
@@ -116,6 +140,9 @@ func (a *Account) subtreeUsedLocked() int64 {
 // NewChild makes an account below a. It fails with a's error if a is
 // closed or collapsed. name is as for Tracker.NewAccount.
 func (a *Account) NewChild(name string) (*Account, error) {
+	if a == nil {
+		return nil, nil
+	}
 	t := a.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -144,6 +171,9 @@ func (a *Account) Register(p Participant) (*Participation, error) {
 	if p == nil {
 		return nil, errors.New("memquota: nil Participant")
 	}
+	if a == nil {
+		return nil, nil
+	}
 	t := a.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -169,6 +199,9 @@ func (a *Account) Register(p Participant) (*Participation, error) {
 // account when its queues are discarded, not before. Closing a closed or
 // collapsed account does nothing.
 func (a *Account) Close() {
+	if a == nil {
+		return
+	}
 	t := a.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -245,6 +278,9 @@ func (p *Participation) Claim(n int64) error {
 	if n > MaxClaim {
 		return errTooBig
 	}
+	if p == nil {
+		return nil
+	}
 	t := p.t
 	if n == 0 {
 		if p.used.Load() < 0 {
@@ -309,7 +345,7 @@ func (p *Participation) waitBelowHard() error {
 // the caller: it is logged, counted in Stats.BadReleases and clamped so
 // accounting never goes negative.
 func (p *Participation) Release(n int64) {
-	if n == 0 {
+	if n == 0 || p == nil {
 		return
 	}
 	t := p.t
@@ -338,11 +374,17 @@ func (p *Participation) Release(n int64) {
 
 // Used returns the bytes the participation holds (0 once dead).
 func (p *Participation) Used() int64 {
+	if p == nil {
+		return 0
+	}
 	return max(p.used.Load(), 0)
 }
 
 // Err returns nil while the participation can claim, or why it cannot.
 func (p *Participation) Err() error {
+	if p == nil {
+		return nil
+	}
 	if p.used.Load() < 0 {
 		return p.err
 	}
@@ -350,12 +392,20 @@ func (p *Participation) Err() error {
 }
 
 // Account returns the account the participation belongs to.
-func (p *Participation) Account() *Account { return p.acct }
+func (p *Participation) Account() *Account {
+	if p == nil {
+		return nil
+	}
+	return p.acct
+}
 
 // Close unregisters the participation, forgetting the bytes it still
 // holds; later claims fail with ErrClosed. It does not call Reclaimed.
 // Closing twice, or after a collapse, does nothing.
 func (p *Participation) Close() {
+	if p == nil {
+		return
+	}
 	t := p.t
 	t.mu.Lock()
 	defer t.mu.Unlock()

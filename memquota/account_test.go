@@ -415,3 +415,49 @@ func (t *Tracker) accountByID(id uint64) *Account {
 	}
 	return nil
 }
+
+// A package given no tracker calls the same methods; they all succeed.
+func TestNilAccountsNothing(t *testing.T) {
+	var trk *Tracker
+	a, err := trk.NewAccount("chan")
+	if a != nil || err != nil {
+		t.Fatalf("nil tracker NewAccount: %v, %v", a, err)
+	}
+	c, err := a.NewChild("circ")
+	if c != nil || err != nil {
+		t.Fatalf("nil account NewChild: %v, %v", c, err)
+	}
+	p, err := c.Register(Funcs{})
+	if p != nil || err != nil {
+		t.Fatalf("nil account Register: %v, %v", p, err)
+	}
+	if _, err := c.Register(nil); err == nil {
+		t.Error("Register(nil) on nil account accepted")
+	}
+	if err := p.Claim(100); err != nil {
+		t.Errorf("nil Claim: %v", err)
+	}
+	if err := p.Claim(-1); err == nil {
+		t.Error("nil participation accepted a negative claim")
+	}
+	p.Release(100)
+	if p.Used() != 0 || p.Err() != nil || p.Account() != nil || a.Err() != nil || a.Used() != 0 ||
+		a.Name() != "" || a.ID() != 0 || a.Tracker() != nil || trk.Used() != 0 || trk.Pressure() ||
+		trk.Limits() != (Limits{}) || trk.Accounts() != nil || trk.Now().IsZero() {
+		t.Error("nil values report something")
+	}
+	if s := trk.Stats(); fmt.Sprint(s) != fmt.Sprint(Stats{}) {
+		t.Errorf("nil Stats: %+v", s)
+	}
+	if err := trk.ReclaimTo(t.Context(), 0); err != nil {
+		t.Errorf("nil ReclaimTo: %v", err)
+	}
+	if err := trk.SetLimits(Limits{Limit: 1}); err == nil {
+		t.Error("nil SetLimits succeeded")
+	}
+	p.Close()
+	a.Close()
+	if err := trk.Close(); err != nil {
+		t.Errorf("nil Close: %v", err)
+	}
+}

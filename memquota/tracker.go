@@ -85,6 +85,10 @@ func makeLimits(l Limits) (*limits, error) {
 // and release bytes, and a goroutine that reclaims the oldest data when the
 // total crosses the limit. Trackers are independent of each other. All
 // methods are safe for concurrent use.
+//
+// A nil *Tracker, and the nil *Account and *Participation it hands out,
+// account nothing: their methods succeed and do nothing, so a package can
+// take an optional tracker or account and call it unconditionally.
 type Tracker struct {
 	total atomic.Int64 // written by every Claim and Release
 	_     [56]byte     // keep the read-mostly fields below off total's cache line
@@ -163,6 +167,9 @@ func New(cfg Config) (*Tracker, error) {
 //
 // Close must not be called from a Participant callback.
 func (t *Tracker) Close() error {
+	if t == nil {
+		return nil
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -177,20 +184,38 @@ func (t *Tracker) Close() error {
 
 // Now returns the tracker's time. Participants stamp queued data with it
 // so that ages compare on one clock.
-func (t *Tracker) Now() time.Time { return t.now() }
+func (t *Tracker) Now() time.Time {
+	if t == nil {
+		return clock.Real{}.Now()
+	}
+	return t.now()
+}
 
 // Used returns the bytes currently claimed. It is one atomic load.
-func (t *Tracker) Used() int64 { return t.total.Load() }
+func (t *Tracker) Used() int64 {
+	if t == nil {
+		return 0
+	}
+	return t.total.Load()
+}
 
 // Limits returns the thresholds in force, defaults filled in (all 0 when
 // unlimited).
-func (t *Tracker) Limits() Limits { return t.limits.Load().public }
+func (t *Tracker) Limits() Limits {
+	if t == nil {
+		return Limits{}
+	}
+	return t.limits.Load().public
+}
 
 // Pressure reports whether usage is above the low-water mark, that is,
 // whether reclamation is running or about to. It is cheap enough for a
 // buffer pool to call on every Put, to drop spare buffers instead of
 // keeping them while queues are being collapsed.
 func (t *Tracker) Pressure() bool {
+	if t == nil {
+		return false
+	}
 	return t.total.Load() > t.limits.Load().lowWater
 }
 
@@ -198,6 +223,9 @@ func (t *Tracker) Pressure() bool {
 // Config. Lowering the limit below current usage starts reclamation;
 // raising the hard limit releases waiting claims.
 func (t *Tracker) SetLimits(l Limits) error {
+	if t == nil {
+		return errors.New("memquota: SetLimits on a nil Tracker")
+	}
 	lim, err := makeLimits(l)
 	if err != nil {
 		return err
@@ -216,6 +244,9 @@ func (t *Tracker) SetLimits(l Limits) error {
 func (t *Tracker) ReclaimTo(ctx context.Context, target int64) error {
 	if target < 0 {
 		return fmt.Errorf("memquota: negative reclaim target %d", target)
+	}
+	if t == nil {
+		return nil
 	}
 	req := reclaimRequest{target: target, done: make(chan struct{})}
 	select {
@@ -251,6 +282,9 @@ func (t *Tracker) kick() {
 // for directory downloads). name is for debugging output and errors: it
 // must not contain addresses or other sensitive values.
 func (t *Tracker) NewAccount(name string) (*Account, error) {
+	if t == nil {
+		return nil, nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -297,6 +331,9 @@ type Stats struct {
 // Stats returns a snapshot. It takes the tree lock; do not call it on a
 // hot path.
 func (t *Tracker) Stats() Stats {
+	if t == nil {
+		return Stats{}
+	}
 	l := t.Limits()
 	s := Stats{
 		Limit:       l.Limit,
@@ -334,6 +371,9 @@ type AccountInfo struct {
 // Accounts lists every open account depth-first, parents before children,
 // siblings oldest first. It does not ask participants for data ages.
 func (t *Tracker) Accounts() []AccountInfo {
+	if t == nil {
+		return nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]AccountInfo, 0, t.nAccts)
