@@ -1,0 +1,185 @@
+package testnet_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/onionlite/onionlite/internal/testnet"
+	"github.com/onionlite/onionlite/transport"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Config{}) }
+
+// fetch GETs http://target/name through the SOCKS5 proxy at socks and
+// returns the body's size and hex SHA-256.
+func fetch(ctx context.Context, socks, target, name string) (int64, string, error) {
+	d := &transport.SOCKS5{Addr: socks}
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext, DisableCompression: true}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/"+name, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, "", fmt.Errorf("GET %s: %s", name, resp.Status)
+	}
+	h := sha256.New()
+	size, err := io.Copy(h, resp.Body)
+	return size, hex.EncodeToString(h.Sum(nil)), err
+}
+
+func body(t *testing.T, n *testnet.Network, name string) testnet.Body {
+	t.Helper()
+	for _, b := range n.Bodies() {
+		if b.Name == name {
+			return b
+		}
+	}
+	t.Fatalf("no body %s", name)
+	return testnet.Body{}
+}
+
+// gone reports whether pid no longer runs (or is a zombie).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return errors.Is(err, os.ErrNotExist) || (err == nil && len(b) == 0)
+}
+
+// TestCTorClientFetch is the acceptance test of issue 3: a C tor client
+// bootstraps through the network and fetches the 1 MiB body with the
+// right SHA-256, through Go's SOCKS5 dialer and through curl.
+func TestCTorClientFetch(t *testing.T) {
+	n := testnet.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	c, err := n.StartClient(ctx, testnet.ClientConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if err := c.WaitBootstrapped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("C tor client bootstrapped in %v", time.Since(t0).Round(time.Millisecond))
+	if p, err := c.Progress(); err != nil || p != 100 {
+		t.Fatalf("Progress() = %d, %v after WaitBootstrapped", p, err)
+	}
+
+	want := body(t, n, "1MiB.bin")
+	t1 := time.Now()
+	size, sum, err := fetch(ctx, c.SOCKSAddr(), n.HTTPTarget(), want.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != want.Size || sum != want.SHA256 {
+		t.Fatalf("fetched %s: %d bytes, sha256 %s; want %d bytes, %s", want.Name, size, sum, want.Size, want.SHA256)
+	}
+	t.Logf("1 MiB through C tor (Go SOCKS5) in %v", time.Since(t1).Round(time.Millisecond))
+
+	if curl, err := exec.LookPath("curl"); err == nil {
+		out := filepath.Join(t.TempDir(), want.Name)
+		cmd := exec.CommandContext(ctx, curl, "-sS", "--fail", "--max-time", "120", "--noproxy", "",
+			"--socks5-hostname", c.SOCKSAddr(), "-o", out, "http://"+n.HTTPTarget()+"/"+want.Name)
+		cmd.Env = append(os.Environ(), "ALL_PROXY=", "HTTP_PROXY=", "http_proxy=")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("curl: %v: %s", err, b)
+		}
+		got, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := sha256.Sum256(got); hex.EncodeToString(s[:]) != want.SHA256 {
+			t.Fatalf("curl fetched %d bytes with the wrong SHA-256", len(got))
+		}
+	} else {
+		t.Log("curl not installed: skipped the curl fetch")
+	}
+
+	read, written, err := c.Traffic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read < 2*want.Size || written <= 0 {
+		t.Errorf("Traffic() = read %d, written %d after two 1 MiB fetches", read, written)
+	}
+	rss, err := c.PeakRSS()
+	if err != nil || rss < 1<<20 || rss > 1<<30 {
+		t.Errorf("PeakRSS() = %d, %v", rss, err)
+	}
+	t.Logf("client traffic: read %d written %d; peak RSS %.1f MB", read, written, float64(rss)/1e6)
+
+	pid := c.PID()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("client pid %d still runs after Stop", pid)
+	}
+}
+
+// TestNodes checks what Nodes reports against the files tor wrote.
+func TestNodes(t *testing.T) {
+	n := testnet.Shared(t)
+	nodes := n.Nodes()
+	if len(nodes) != 10 {
+		t.Fatalf("%d nodes, want 10", len(nodes))
+	}
+	roles := map[testnet.Role]int{}
+	seen := map[int]bool{}
+	for _, nd := range nodes {
+		roles[nd.Role]++
+		for _, p := range []int{nd.ORPort, nd.DirPort, nd.ControlPort} {
+			if p <= 0 || seen[p] {
+				t.Errorf("%s: port %d zero or used twice", nd.Nick, p)
+			}
+			seen[p] = true
+		}
+		fp, err := os.ReadFile(filepath.Join(nd.DataDir, "fingerprint"))
+		if err != nil || string(fp) != nd.Nick+" "+nd.Fingerprint+"\n" {
+			t.Errorf("%s: fingerprint file %q, Node says %s", nd.Nick, fp, nd.Fingerprint)
+		}
+		if nd.Ed25519ID == [32]byte{} {
+			t.Errorf("%s: zero Ed25519ID", nd.Nick)
+		}
+		if (nd.Role == testnet.Authority) != (nd.V3Ident != "") {
+			t.Errorf("%s: role %v with V3Ident %q", nd.Nick, nd.Role, nd.V3Ident)
+		}
+		if nd.PID <= 0 || gone(nd.PID) {
+			t.Errorf("%s: pid %d not running", nd.Nick, nd.PID)
+		}
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(nd.ORPort), 5*time.Second); err != nil {
+			t.Errorf("%s: ORPort: %v", nd.Nick, err)
+		} else {
+			c.Close()
+		}
+	}
+	if roles[testnet.Authority] != 3 || roles[testnet.Middle] != 4 || roles[testnet.Exit] != 3 {
+		t.Errorf("roles %v, want 3 authorities, 4 middles, 3 exits", roles)
+	}
+	lines := n.AuthorityLines()
+	file, err := os.ReadFile(n.AuthoritiesFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 || string(file) != lines[0]+"\n"+lines[1]+"\n"+lines[2]+"\n" {
+		t.Errorf("AuthoritiesFile holds %q; AuthorityLines %q", file, lines)
+	}
+}
