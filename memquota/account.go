@@ -13,8 +13,9 @@ import (
 // Oldest is called from the tracker's reclaim goroutine, and Reclaimed
 // from a goroutine the tracker starts for each batch of collapses, both
 // while the participant's own goroutines run, so they must synchronize.
-// Neither is called with a tracker lock held; they may call Release, Close,
-// Err and Claim, but must not call Tracker.Close or Tracker.ReclaimTo.
+// Neither is called with a tracker lock held. Oldest must not call into
+// the tracker at all (a Claim there can wait on the very goroutine asking).
+// Reclaimed may call anything except Tracker.Close and Tracker.ReclaimTo.
 //
 // Oldest should not wait for a lock that a producer holds while it claims
 // (keep the head's time in an Oldest value): a producer in a tight loop
@@ -164,9 +165,9 @@ func (a *Account) NewChild(name string) (*Account, error) {
 // claims and releases through. It fails with the account's error if the
 // account is closed or collapsed.
 //
-// The participant's Reclaimed may be called as soon as Register has added
-// it, from another goroutine, possibly before Register returns (if an
-// ancestor collapses concurrently).
+// The participant's Reclaimed may be called, from another goroutine, as
+// soon as Register returns, possibly before the caller has stored the
+// returned Participation (if an ancestor collapses concurrently).
 func (a *Account) Register(p Participant) (*Participation, error) {
 	if p == nil {
 		return nil, errors.New("memquota: nil Participant")

@@ -28,10 +28,16 @@ func (t *Tracker) run() {
 				t.reclaim(-1, nil)
 			}
 		case r := <-t.reqs:
-			var told sync.WaitGroup
-			t.reclaim(r.target, &told)
-			told.Wait()
-			close(r.done)
+			// The caller waits until the participants are told, but we do
+			// not: a callback may claim, and may need us to make progress.
+			told := new(sync.WaitGroup)
+			t.reclaim(r.target, told)
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				told.Wait()
+				close(r.done)
+			}()
 		}
 		// Claims waiting on the hard limit kick us before they wait; usage
 		// may have fallen below it by releases alone, with nothing to
