@@ -160,7 +160,7 @@ func TestAccountClose(t *testing.T) {
 		if err := q.push(1); !errors.Is(err, ErrClosed) {
 			t.Errorf("push after Close: %v", err)
 		}
-		if _, _, called := q.state(); called != 0 {
+		if _, called, _ := q.state(); called != 0 {
 			t.Error("Close called Reclaimed")
 		}
 	}
@@ -347,7 +347,7 @@ func testConcurrent(t *testing.T, hard int64) {
 	}
 	var held int64
 	for _, q := range live {
-		h, err, _ := q.state()
+		h, _, err := q.state()
 		if err == nil && q.partn.Err() == nil {
 			held += h
 			if h != q.partn.Used() {

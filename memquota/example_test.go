@@ -15,7 +15,6 @@ import (
 // on Reclaimed drop everything and remember the error for readers and
 // writers.
 type streamBuf struct {
-	trk    *memquota.Tracker
 	partn  *memquota.Participation
 	oldest memquota.Oldest
 

@@ -116,10 +116,10 @@ func (q *queue) Reclaimed(err error) {
 	q.held = 0
 }
 
-func (q *queue) state() (held int64, err error, called int) {
+func (q *queue) state() (held int64, called int, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.held, q.err, q.called
+	return q.held, q.called, q.err
 }
 
 func newTracker(t testing.TB, cfg Config) *Tracker {
@@ -157,7 +157,7 @@ func mustPush(t testing.TB, q *queue, n int64) {
 // the account named root.
 func wantReclaimed(t testing.TB, name string, q *queue, root string) {
 	t.Helper()
-	held, err, called := q.state()
+	held, called, err := q.state()
 	var re *ReclaimedError
 	if called != 1 || !errors.As(err, &re) || !errors.Is(err, ErrReclaimed) {
 		t.Fatalf("%s: Reclaimed called %d times with %v; want once with *ReclaimedError", name, called, err)
@@ -178,7 +178,7 @@ func wantReclaimed(t testing.TB, name string, q *queue, root string) {
 
 func wantAlive(t testing.TB, name string, q *queue) {
 	t.Helper()
-	if _, err, called := q.state(); called != 0 || err != nil {
+	if _, called, err := q.state(); called != 0 || err != nil {
 		t.Fatalf("%s: reclaimed (%d calls, %v), want alive", name, called, err)
 	}
 	if err := q.partn.Err(); err != nil {

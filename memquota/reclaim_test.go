@@ -46,7 +46,7 @@ func TestReclaimPicksOldest(t *testing.T) {
 		wantAlive(t, "a", a)
 		wantAlive(t, "c", c)
 		var re *ReclaimedError
-		_, err, _ := b.state()
+		_, _, err := b.state()
 		errors.As(err, &re)
 		if re.Age != 4*time.Second {
 			t.Errorf("b's reclaimed data age = %v, want 4s", re.Age)
