@@ -1,0 +1,808 @@
+package dircache
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options configures Open. The zero value is the tuned default.
+type Options struct {
+	// Logf receives warnings: what was dropped on load, what Open had to
+	// repair. nil discards them.
+	Logf func(format string, args ...any)
+	// SyncWrites makes every badger commit wait for fsync. Off (the
+	// default), a killed process loses nothing that was committed, but a
+	// power cut may lose the last writes; what is lost is refetched.
+	SyncWrites bool
+	// Badger, if set, adjusts the tuned badger options before Open: for
+	// measurements (see docs/dircache.md). Compression must stay off.
+	Badger func(badger.Options) badger.Options
+}
+
+// Layout of the data directory.
+const (
+	lockName    = "onionlite.lock"
+	openingName = "opening"  // present while Open runs: see crashLoopLimit
+	badgerName  = "badger"   // badger's directory
+	asideSuffix = ".corrupt" // badgerName + this: the last DB moved aside
+	tmpInfix    = ".tmp-"    // temporary files, removed at Open
+	consPrefix  = "consensus-"
+	consSuffix  = ".cons"
+	formatKey   = "!format"
+	formatValue = "onionlite-dircache 1"
+)
+
+// crashLoopLimit: if this many Opens in a row died before finishing (the
+// "opening" marker counts them), the badger directory is moved aside
+// instead of being opened again. It guards against damage that makes
+// badger itself crash in ways the preflight does not foresee.
+const crashLoopLimit = 2
+
+// Key prefixes inside badger.
+const (
+	pfxMD     = 'm' // + digest[32] -> text
+	pfxListed = 'l' // + digest[32] -> big-endian unix seconds
+	pfxCert   = 'c' // + identity[20] + signing key[20] -> sha256(text) + text
+	pfxState  = 's' // + key -> sha256(value) + value
+)
+
+// DB is the persistent Store: badger for microdescriptors, certificates
+// and state, and one compressed file per consensus flavor. Open it with
+// Open.
+type DB struct {
+	dir  string
+	logf func(format string, args ...any)
+	lock *os.File
+	bdb  *badger.DB
+	cons consFiles
+
+	// rw: operations hold it shared, Close exclusively.
+	rw     sync.RWMutex
+	closed bool
+
+	recovery error
+}
+
+var _ Store = (*DB)(nil)
+
+// tunedOptions are the badger options for a small-memory client; each
+// choice is measured in docs/dircache.md.
+func tunedOptions(dir string, logf func(string, ...any), sync bool) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logf}).
+		WithLoggingLevel(badger.WARNING).
+		WithMemTableSize(4 << 20).
+		WithNumMemtables(1).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(4 << 20).
+		WithMaxLevels(4).
+		WithValueThreshold(512 << 10).
+		WithValueLogFileSize(4 << 20).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithNumGoroutines(1).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false).
+		WithSyncWrites(sync).
+		WithVerifyValueChecksum(true).
+		WithChecksumVerificationMode(options.OnBlockRead)
+}
+
+type badgerLogger struct{ logf func(string, ...any) }
+
+func (l badgerLogger) Errorf(f string, a ...any)   { l.logf("dircache: badger: "+f, a...) }
+func (l badgerLogger) Warningf(f string, a ...any) { l.logf("dircache: badger: "+f, a...) }
+func (badgerLogger) Infof(string, ...any)          {}
+func (badgerLogger) Debugf(string, ...any)         {}
+
+// Open opens (creating if needed) the cache in dir, which should be a
+// no-backup cache directory of its own. It fails with an error matching
+// ErrReadOnly when dir cannot be written and ErrLocked when another store
+// holds it; the caller should then run from NewMemStore.
+//
+// A damaged cache never stops Open: damaged tables are dropped, and a
+// badger directory that still cannot be opened is moved aside (to
+// badger.corrupt, replacing an older one) and started afresh. Recovery
+// reports what happened.
+func Open(dir string, o Options) (_ *DB, err error) {
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fsErr("create "+dir, err)
+	}
+	if err := probeWritable(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(filepath.Join(dir, lockName))
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	removeTemps(dir, logf)
+
+	bdir := filepath.Join(dir, badgerName)
+	bopt := tunedOptions(bdir, logf, o.SyncWrites)
+	if o.Badger != nil {
+		bopt = o.Badger(bopt)
+		if bopt.Compression != options.None || len(bopt.EncryptionKey) > 0 || bopt.InMemory || bopt.ReadOnly {
+			return nil, invalid("Options.Badger must keep compression and encryption off, and the store on disk and writable")
+		}
+		bopt.Dir, bopt.ValueDir = bdir, bdir
+	}
+	db := &DB{dir: dir, logf: logf, lock: lock, cons: consFiles{dir: dir}}
+	var problems []error
+	aside := func(why error) error {
+		problems = append(problems, why)
+		logf("dircache: moving the damaged cache aside: %v", why)
+		old := bdir + asideSuffix
+		if err := os.RemoveAll(old); err != nil {
+			return fsErr("remove "+old, err)
+		}
+		if err := os.Rename(bdir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fsErr("move aside", err)
+		}
+		return nil
+	}
+
+	marker := filepath.Join(dir, openingName)
+	if n := readOpening(marker); n >= crashLoopLimit {
+		if err := aside(fmt.Errorf("the last %d opens did not finish", n)); err != nil {
+			return nil, err
+		}
+		if err := writeOpening(marker, 0); err != nil {
+			return nil, err
+		}
+	} else if err := writeOpening(marker, n+1); err != nil {
+		return nil, err
+	}
+
+	if dropped, err := preflight(bdir, bopt); err != nil {
+		if err := aside(fmt.Errorf("preflight: %w (dropped tables: %v)", err, dropped)); err != nil {
+			return nil, err
+		}
+	} else if len(dropped) > 0 {
+		problems = append(problems, fmt.Errorf("dropped damaged tables: %s", strings.Join(dropped, "; ")))
+		logf("dircache: dropped damaged tables: %s", strings.Join(dropped, "; "))
+	}
+
+	db.bdb, err = openBadger(bopt)
+	if err == nil {
+		if ferr := db.checkFormat(); ferr != nil {
+			db.bdb.Close()
+			db.bdb, err = nil, ferr
+		}
+	}
+	if err != nil {
+		if isReadOnlyErr(err) {
+			return nil, fmt.Errorf("%w: %v", ErrReadOnly, err)
+		}
+		if aerr := aside(err); aerr != nil {
+			return nil, aerr
+		}
+		if db.bdb, err = openBadger(bopt); err == nil {
+			err = db.checkFormat()
+		}
+		if err != nil {
+			if db.bdb != nil {
+				db.bdb.Close()
+			}
+			return nil, fmt.Errorf("dircache: open fresh cache: %w", err)
+		}
+	}
+	if err := os.Remove(marker); err != nil {
+		db.bdb.Close()
+		return nil, fsErr("remove marker", err)
+	}
+	db.recovery = errors.Join(problems...)
+	return db, nil
+}
+
+// openBadger calls badger.Open, turning a panic into an error.
+func openBadger(o badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked: %v", r)
+		}
+	}()
+	return badger.Open(o)
+}
+
+// checkFormat writes the format key into a new database and checks it in
+// an old one.
+func (db *DB) checkFormat() error {
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get([]byte(formatKey))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set([]byte(formatKey), []byte(formatValue))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := it.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if string(v) != formatValue {
+			return fmt.Errorf("unknown cache format %q", v)
+		}
+		return nil
+	})
+}
+
+// Recovery reports what Open had to repair: damaged tables it dropped, or
+// why it moved the database aside. nil when the cache opened cleanly.
+func (db *DB) Recovery() error { return db.recovery }
+
+func readOpening(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 {
+		return crashLoopLimit // unreadable: it was there, so something went wrong
+	}
+	return n
+}
+
+func writeOpening(path string, n int) error {
+	if err := writeFileSync(path, []byte(strconv.Itoa(n)+"\n")); err != nil {
+		return fsErr("write marker", err)
+	}
+	return nil
+}
+
+// writeFileSync writes a small file atomically and durably.
+func writeFileSync(path string, b []byte) error {
+	dir, name := filepath.Split(path)
+	f, err := os.CreateTemp(dir, name+tmpInfix+"*")
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
+}
+
+// removeTemps deletes temporary files a killed writer left behind.
+func removeTemps(dir string, logf func(string, ...any)) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), tmpInfix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				logf("dircache: remove %s: %v", e.Name(), err)
+			}
+		}
+	}
+}
+
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, "probe"+tmpInfix+"*")
+	if err != nil {
+		return fsErr("write to "+dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fsErr("write to "+dir, err)
+	}
+	return nil
+}
+
+func isReadOnlyErr(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+}
+
+// fsErr wraps a file-system error, marking permission and read-only
+// file-system errors as ErrReadOnly.
+func fsErr(what string, err error) error {
+	if isReadOnlyErr(err) {
+		return fmt.Errorf("%w: %s: %v", ErrReadOnly, what, err)
+	}
+	return fmt.Errorf("dircache: %s: %w", what, err)
+}
+
+func (db *DB) begin() error {
+	db.rw.RLock()
+	if db.closed {
+		db.rw.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (db *DB) end() { db.rw.RUnlock() }
+
+// Close closes badger and releases the directory.
+func (db *DB) Close() error {
+	db.rw.Lock()
+	defer db.rw.Unlock()
+	if db.closed {
+		return fmt.Errorf("dircache: second Close: %w", ErrClosed)
+	}
+	db.closed = true
+	err := db.bdb.Close()
+	db.cons.close()
+	if lerr := db.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+func key(prefix byte, parts ...[]byte) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 1, n)
+	k[0] = prefix
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func unixBytes(t time.Time) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.Unix()))
+	return b[:]
+}
+
+func bytesUnix(b []byte) (time.Time, bool) {
+	if len(b) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(b)), 0), true
+}
+
+// chunkedUpdate runs fill over items in as many transactions as needed,
+// keeping each under badger's batch limit. fill must add everything about
+// one item in one call, so that each item is written atomically.
+func (db *DB) chunkedUpdate(n int, size func(i int) int, fill func(txn *badger.Txn, i int) error) error {
+	const budget = 256 << 10 // well under the 15%-of-memtable batch limit
+	for i := 0; i < n; {
+		err := db.bdb.Update(func(txn *badger.Txn) error {
+			used := 0
+			for ; i < n && (used == 0 || used+size(i) <= budget); i++ {
+				used += size(i) + 64
+				if err := fill(txn, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("dircache: write: %w", err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) PutMicrodescs(listedAt time.Time, mds []Microdesc) error {
+	if err := checkMicrodescs(mds); err != nil {
+		return err
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	at := unixBytes(listedAt)
+	return db.chunkedUpdate(len(mds), func(i int) int { return len(mds[i].Text) }, func(txn *badger.Txn, i int) error {
+		d := mds[i].Digest[:]
+		lk := key(pfxListed, d)
+		if _, err := txn.Get(key(pfxMD, d)); err == nil {
+			return db.raiseListed(txn, lk, listedAt, at)
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set(key(pfxMD, d), bytes.Clone(mds[i].Text)); err != nil {
+			return err
+		}
+		return txn.Set(lk, at)
+	})
+}
+
+// raiseListed sets the last-listed time under lk to at unless it is
+// already later.
+func (db *DB) raiseListed(txn *badger.Txn, lk []byte, t time.Time, at []byte) error {
+	it, err := txn.Get(lk)
+	if err == nil {
+		var old time.Time
+		var ok bool
+		if verr := it.Value(func(v []byte) error { old, ok = bytesUnix(v); return nil }); verr == nil && ok && !t.After(old) {
+			return nil
+		}
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return err
+	}
+	return txn.Set(lk, at)
+}
+
+func (db *DB) MissingMicrodescs(want [][32]byte) ([][32]byte, error) {
+	if err := db.begin(); err != nil {
+		return nil, err
+	}
+	defer db.end()
+	var missing [][32]byte
+	k := make([]byte, 33)
+	k[0] = pfxMD
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		for _, d := range want {
+			copy(k[1:], d[:])
+			_, err := txn.Get(k)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				missing = append(missing, d)
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dircache: read: %w", err)
+	}
+	return missing, nil
+}
+
+func (db *DB) MarkListed(at time.Time, digests [][32]byte) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	ab := unixBytes(at)
+	return db.chunkedUpdate(len(digests), func(int) int { return 16 }, func(txn *badger.Txn, i int) error {
+		d := digests[i][:]
+		if _, err := txn.Get(key(pfxMD, d)); errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		return db.raiseListed(txn, key(pfxListed, d), at, ab)
+	})
+}
+
+// deleteKeys deletes keys in as many transactions as needed.
+func (db *DB) deleteKeys(keys [][]byte) error {
+	return db.chunkedUpdate(len(keys), func(int) int { return 64 }, func(txn *badger.Txn, i int) error {
+		return txn.Delete(keys[i])
+	})
+}
+
+func (db *DB) ForEachMicrodesc(fn func(digest [32]byte, text []byte) error) (int, error) {
+	if err := db.begin(); err != nil {
+		return 0, err
+	}
+	defer db.end()
+	var bad [][]byte
+	var ferr error
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = []byte{pfxMD}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			var d [32]byte
+			ok := len(k) == 33
+			copy(d[:], k[1:])
+			verr := item.Value(func(text []byte) error {
+				if !ok || len(text) > MaxMicrodescSize || sha256.Sum256(text) != d {
+					ok = false
+					return nil
+				}
+				if err := fn(d, text); err != nil {
+					ferr = err
+					return err
+				}
+				return nil
+			})
+			if ferr != nil {
+				return ferr
+			}
+			if verr != nil || !ok {
+				db.logf("dircache: dropping damaged microdescriptor %x: %v", k, verr)
+				bad = append(bad, item.KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if ferr != nil {
+		return 0, ferr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("dircache: read: %w", err)
+	}
+	for _, k := range bad[:len(bad):len(bad)] {
+		if len(k) == 33 {
+			bad = append(bad, key(pfxListed, k[1:]))
+		}
+	}
+	if err := db.deleteKeys(bad); err != nil {
+		return 0, err
+	}
+	return len(bad) - countListed(bad), nil
+}
+
+func countListed(keys [][]byte) int {
+	n := 0
+	for _, k := range keys {
+		if k[0] == pfxListed {
+			n++
+		}
+	}
+	return n
+}
+
+func (db *DB) PruneMicrodescs(keep func([32]byte) bool, cutoff time.Time) (int, error) {
+	if err := db.begin(); err != nil {
+		return 0, err
+	}
+	defer db.end()
+	listed := map[[32]byte]time.Time{}
+	var del [][]byte
+	removed := 0
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.Prefix = []byte{pfxListed}
+		it := txn.NewIterator(opt)
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			var t time.Time
+			ok := false
+			_ = it.Item().Value(func(v []byte) error { t, ok = bytesUnix(v); return nil })
+			if len(k) == 33 && ok {
+				listed[[32]byte(k[1:])] = t
+			}
+		}
+		it.Close()
+		opt = badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = []byte{pfxMD}
+		it = txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != 33 {
+				del = append(del, it.Item().KeyCopy(nil))
+				continue
+			}
+			d := [32]byte(k[1:])
+			t, has := listed[d]
+			delete(listed, d)
+			if keep != nil && keep(d) {
+				continue
+			}
+			if cutoff.IsZero() || !has || t.Before(cutoff) {
+				del = append(del, it.Item().KeyCopy(nil), key(pfxListed, d[:]))
+				removed++
+			}
+		}
+		// Whatever is left in listed has no text: remove the stray time.
+		for d := range listed {
+			del = append(del, key(pfxListed, d[:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("dircache: read: %w", err)
+	}
+	if err := db.deleteKeys(del); err != nil {
+		return 0, err
+	}
+	return removed, nil
+}
+
+// sealed values carry their own SHA-256: certificates and state.
+func seal(v []byte) []byte {
+	s := sha256.Sum256(v)
+	return append(s[:], v...)
+}
+
+func unseal(b []byte) ([]byte, bool) {
+	if len(b) < 32 || sha256.Sum256(b[32:]) != [32]byte(b[:32]) {
+		return nil, false
+	}
+	return b[32:], true
+}
+
+func (db *DB) PutCert(c Cert) error {
+	if err := checkCert(c); err != nil {
+		return err
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(pfxCert, c.Identity[:], c.SigningKey[:]), seal(c.Text))
+	})
+	if err != nil {
+		return fmt.Errorf("dircache: write: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) Certs() ([]Cert, int, error) {
+	if err := db.begin(); err != nil {
+		return nil, 0, err
+	}
+	defer db.end()
+	var certs []Cert
+	var bad [][]byte
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.Prefix = []byte{pfxCert}
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			v, err := item.ValueCopy(nil)
+			text, ok := unseal(v)
+			if err != nil || !ok || len(k) != 41 {
+				db.logf("dircache: dropping damaged certificate %x: %v", k, err)
+				bad = append(bad, item.KeyCopy(nil))
+				continue
+			}
+			certs = append(certs, Cert{Identity: [20]byte(k[1:21]), SigningKey: [20]byte(k[21:41]), Text: text})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("dircache: read: %w", err)
+	}
+	if err := db.deleteKeys(bad); err != nil {
+		return nil, 0, err
+	}
+	return certs, len(bad), nil
+}
+
+func (db *DB) DeleteCert(id, sk [20]byte) error {
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	return db.deleteKeys([][]byte{key(pfxCert, id[:], sk[:])})
+}
+
+func (db *DB) GetState(k string) ([]byte, error) {
+	if err := checkStateKey(k); err != nil {
+		return nil, err
+	}
+	if err := db.begin(); err != nil {
+		return nil, err
+	}
+	defer db.end()
+	var v []byte
+	bk := key(pfxState, []byte(k))
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(bk)
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: state %q", ErrNotFound, k)
+	}
+	val, ok := unseal(v)
+	if err != nil || !ok {
+		db.logf("dircache: dropping damaged state %q: %v", k, err)
+		if derr := db.deleteKeys([][]byte{bk}); derr != nil {
+			return nil, derr
+		}
+		return nil, fmt.Errorf("%w: state %q", ErrCorrupt, k)
+	}
+	return val, nil
+}
+
+func (db *DB) PutState(k string, value []byte) error {
+	if err := checkStateKey(k); err != nil {
+		return err
+	}
+	if len(value) > MaxStateValue {
+		return invalid("state value of %d bytes", len(value))
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		return txn.Set(key(pfxState, []byte(k)), seal(value))
+	})
+	if err != nil {
+		return fmt.Errorf("dircache: write: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) DeleteState(k string) error {
+	if err := checkStateKey(k); err != nil {
+		return err
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	return db.deleteKeys([][]byte{key(pfxState, []byte(k))})
+}
+
+func (db *DB) Consensus(flavor string) (*Consensus, error) {
+	if err := checkFlavor(flavor); err != nil {
+		return nil, err
+	}
+	if err := db.begin(); err != nil {
+		return nil, err
+	}
+	defer db.end()
+	c, err := db.cons.load(flavor)
+	if errors.Is(err, ErrCorrupt) {
+		db.logf("dircache: %v", err)
+	}
+	return c, err
+}
+
+func (db *DB) PutConsensus(flavor string, text []byte, meta ConsensusMeta) error {
+	c, err := newConsensus(flavor, text, meta)
+	if err != nil {
+		return err
+	}
+	if err := db.begin(); err != nil {
+		return err
+	}
+	defer db.end()
+	return db.cons.store(c)
+}
