@@ -16,7 +16,7 @@ import (
 
 // MaxClaim is the largest single Claim accepted. Anything larger is bad
 // input (and would risk overflowing the counters), not a real queue.
-const MaxClaim = 1 << 40
+const MaxClaim int64 = 1 << 40
 
 // Config configures a Tracker. The zero value is an unlimited tracker: it
 // accounts and reports, but never reclaims.
