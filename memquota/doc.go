@@ -13,10 +13,13 @@
 // collapsed account get a *ReclaimedError through Reclaimed, and their
 // later claims fail with it.
 //
+// Claims are never refused for being over the limit: reclamation follows
+// promptly, on another goroutine. An optional hard limit makes a claim
+// that would leave usage above it wait for reclamation instead, which
+// bounds usage exactly.
+//
 // It is a leaf package: it knows nothing about Tor, cells or buffers, and
 // it is not an allocator. It counts what participants tell it, so it
-// bounds queued data, not the process's memory; the limit is not hard
-// (claims are never refused for being over it, and reclamation follows
-// promptly, on another goroutine). See docs/memquota.md for how queues
-// hook in and how a whole-process budget is split.
+// bounds queued data, not the process's memory. See docs/memquota.md for
+// how queues hook in and how a whole-process budget is split.
 package memquota
