@@ -15,8 +15,8 @@
 //
 // Claims are never refused for being over the limit: reclamation follows
 // promptly, on another goroutine. An optional hard limit makes a claim
-// that would leave usage above it wait for reclamation instead, which
-// bounds usage exactly.
+// that would leave usage above it wait for reclamation instead, bounding
+// usage by the hard limit plus the claims in flight at that moment.
 //
 // It is a leaf package: it knows nothing about Tor, cells or buffers, and
 // it is not an allocator. It counts what participants tell it, so it
