@@ -179,6 +179,26 @@ func TestRelayHeaderLayout(t *testing.T) {
 	}
 }
 
+func TestSetRelayBody(t *testing.T) {
+	var a, b Cell
+	if _, err := a.SetRelay(9, CmdRelay, 4, &Data{Data: []byte("same")}); err != nil {
+		t.Fatal(err)
+	}
+	b[100] = 1 // stale bytes must be cleared
+	if err := b.SetRelayBody(9, CmdRelay, RelayData, 4, []byte("same")); err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatal("SetRelayBody differs from SetRelay")
+	}
+	if err := b.SetRelayBody(9, CmdRelay, RelayData, 4, make([]byte, RelayBodyMax+1)); err == nil {
+		t.Fatal("oversized body accepted")
+	}
+	if n := testing.AllocsPerRun(100, func() { b.SetRelayBody(9, CmdRelay, RelayData, 4, a[20:400]) }); n != 0 {
+		t.Fatalf("SetRelayBody allocates %v times", n)
+	}
+}
+
 func TestSetRelayDoesNotAllocate(t *testing.T) {
 	var c Cell
 	d := &Data{Data: make([]byte, 400)}

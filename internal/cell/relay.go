@@ -146,6 +146,21 @@ func (c *Cell) SetRelay(id uint32, cmd Command, streamID uint16, msg RelayMsg) (
 	return len(body), nil
 }
 
+// SetRelayBody is SetRelay for an already encoded body (such as DATA
+// bytes); it allocates nothing.
+func (c *Cell) SetRelayBody(id uint32, cmd Command, rcmd RelayCmd, streamID uint16, body []byte) error {
+	if len(body) > RelayBodyMax {
+		return fmt.Errorf("cell: relay %s body of %d bytes exceeds %d", rcmd, len(body), RelayBodyMax)
+	}
+	c.SetCircID(id)
+	c.SetCommand(cmd)
+	h := RelayHeader{Cmd: rcmd, StreamID: streamID, Length: uint16(len(body))}
+	h.Append(c[HeaderLen:HeaderLen])
+	n := copy(c[HeaderLen+relayOffBody:], body)
+	clear(c[HeaderLen+relayOffBody+n:])
+	return nil
+}
+
 // RelayPadding returns the part of c's relay payload that the spec asks
 // to fill with random bytes: everything after the body and four zero
 // bytes. It may be empty.
