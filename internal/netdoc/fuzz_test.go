@@ -189,4 +189,3 @@ func FuzzParseAddresses(f *testing.F) {
 		_, _ = parsePortPolicy([]byte(s))
 	})
 }
-
