@@ -144,6 +144,7 @@ func (u *UncheckedConsensus) CheckWithTolerance(now time.Time, trusted []Authori
 	if len(auths) == 0 {
 		return nil, ErrNoAuthorities
 	}
+	_, needed := SignatureThreshold(trusted)
 	results := make([]SignatureResult, len(c.Signatures))
 	signed := make([]bool, len(auths))
 	valid := 0
@@ -190,13 +191,20 @@ func (u *UncheckedConsensus) CheckWithTolerance(now time.Time, trusted []Authori
 			}
 		}
 	}
-	needed := len(auths)/2 + 1
 	if valid < needed {
 		return nil, &SignatureError{Valid: valid, Needed: needed, Configured: len(auths), Results: results}
 	}
 	out := *c
 	out.Verified = results
 	return &out, nil
+}
+
+// SignatureThreshold returns how many v3 authorities trusted configures
+// (distinct non-zero V3Idents) and how many of them must sign a consensus:
+// more than half.
+func SignatureThreshold(trusted []Authority) (configured, needed int) {
+	n := len(v3Authorities(trusted))
+	return n, n/2 + 1
 }
 
 // v3Authorities returns the authorities with a v3 identity, each
@@ -268,18 +276,29 @@ func (u *UncheckedConsensus) MissingCerts(trusted []Authority, have []*AuthCert)
 	return out
 }
 
-// SignedBy returns the nicknames of the authorities with a valid
-// signature (after Check).
+// SignedBy returns the nicknames of the trusted authorities with a valid
+// signature, each once, in signature order (after Check).
 func (c *Consensus) SignedBy() []string {
-	var out []string
-	for _, r := range c.Verified {
+	return signedBy(c.Verified)
+}
+
+// SignedBy returns the nicknames of the trusted authorities whose
+// signatures were valid, each once.
+func (e *SignatureError) SignedBy() []string {
+	return signedBy(e.Results)
+}
+
+func signedBy(results []SignatureResult) []string {
+	out := []string{}
+	for i, r := range results {
 		if r.Status != SigValid {
 			continue
 		}
 		dup := false
-		for _, n := range out {
-			if n == r.Authority {
+		for _, q := range results[:i] {
+			if q.Status == SigValid && q.Key.Identity == r.Key.Identity {
 				dup = true
+				break
 			}
 		}
 		if !dup {

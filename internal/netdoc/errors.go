@@ -48,10 +48,14 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("netdoc: %s: line %d: %s", e.Doc, e.Line, e.Msg)
+	what := "malformed"
+	if e.Unsupported {
+		what = "unsupported"
 	}
-	return fmt.Sprintf("netdoc: %s: %s", e.Doc, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("netdoc: %s %s: line %d: %s", what, e.Doc, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("netdoc: %s %s: %s", what, e.Doc, e.Msg)
 }
 
 // Is reports whether target is ErrMalformed or, for an unsupported
