@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -114,87 +115,111 @@ func measure(r io.Reader, n int) (float64, []byte, error) {
 
 func within(got, want, frac float64) bool { return got >= want*(1-frac) && got <= want*(1+frac) }
 
+// timing runs a timing measurement up to attempts times and fails t only
+// if every attempt is out of tolerance: a shaping bug fails every time,
+// while another process stealing both cores for a second fails one
+// attempt at most.
+func timing(t *testing.T, attempts int, measure func() error) {
+	t.Helper()
+	var err error
+	for i := 1; i <= attempts; i++ {
+		if err = measure(); err == nil {
+			return
+		}
+		t.Logf("attempt %d of %d: %v", i, attempts, err)
+	}
+	t.Fatal(err)
+}
+
 func TestRate64kbitBothWays(t *testing.T) {
 	t.Parallel()
 	const rate, size = 64000, 40 << 10 // 5.1 s each way, both at once
-	p := startProxy(t, slowlink.Config{Rate: rate, Delay: 150 * time.Millisecond})
 	data := pattern(size)
-	type result struct {
-		rate float64
-		ok   bool
-		err  error
-	}
-	serverRes := make(chan result, 1)
-	addr := serve(t, func(c net.Conn) {
+	timing(t, 2, func() error {
+		p := startProxy(t, slowlink.Config{Rate: rate, Delay: 150 * time.Millisecond})
+		type result struct {
+			rate float64
+			ok   bool
+			err  error
+		}
+		serverRes := make(chan result, 1)
+		addr := serve(t, func(c net.Conn) {
+			go c.Write(data)
+			r, got, err := measure(c, size)
+			serverRes <- result{r, bytes.Equal(got, data), err}
+		})
+		c := dial(t, p, addr)
 		go c.Write(data)
-		r, got, err := measure(c, size)
-		serverRes <- result{r, bytes.Equal(got, data), err}
+		down, got, err := measure(c, size)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("download: %d bytes, err %v, intact %v", len(got), err, bytes.Equal(got, data))
+		}
+		up := <-serverRes
+		if up.err != nil || !up.ok {
+			t.Fatalf("upload: err %v, intact %v", up.err, up.ok)
+		}
+		c.Close()
+		if s := p.Stats(); s.Up != size || s.Down != size {
+			t.Fatalf("Stats Up %d Down %d, want %d each", s.Up, s.Down, size)
+		}
+		t.Logf("measured: down %.0f bit/s, up %.0f bit/s (configured %d)", down, up.rate, rate)
+		if !within(down, rate, 0.10) || !within(up.rate, rate, 0.10) {
+			return fmt.Errorf("rate down %.0f, up %.0f bit/s; want %d ±10%%", down, up.rate, rate)
+		}
+		return nil
 	})
-	c := dial(t, p, addr)
-	go c.Write(data)
-	down, got, err := measure(c, size)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("download: %d bytes, err %v, intact %v", len(got), err, bytes.Equal(got, data))
-	}
-	up := <-serverRes
-	if up.err != nil || !up.ok {
-		t.Fatalf("upload: err %v, intact %v", up.err, up.ok)
-	}
-	t.Logf("measured: down %.0f bit/s, up %.0f bit/s (configured %d)", down, up.rate, rate)
-	if !within(down, rate, 0.10) || !within(up.rate, rate, 0.10) {
-		t.Errorf("rate down %.0f, up %.0f bit/s; want %d ±10%%", down, up.rate, rate)
-	}
-	if s := p.Stats(); s.Up != size || s.Down != size {
-		t.Errorf("Stats Up %d Down %d, want %d each", s.Up, s.Down, size)
-	}
 }
 
 // Two connections share one bottleneck per direction.
 func TestRateSharedByConnections(t *testing.T) {
 	t.Parallel()
 	const rate, size = 64000, 20 << 10
-	p := startProxy(t, slowlink.Config{Rate: rate})
 	data := pattern(size)
-	addr := serve(t, func(c net.Conn) {
-		c.Write(data)
-		io.Copy(io.Discard, c)
+	timing(t, 2, func() error {
+		p := startProxy(t, slowlink.Config{Rate: rate})
+		addr := serve(t, func(c net.Conn) {
+			c.Write(data)
+			io.Copy(io.Discard, c)
+		})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var first, last time.Time
+		for range 2 {
+			c := dial(t, p, addr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 4096)
+				got := 0
+				for got < size {
+					k, err := c.Read(buf)
+					now := time.Now()
+					mu.Lock()
+					if first.IsZero() || now.Before(first) {
+						first = now
+					}
+					if now.After(last) {
+						last = now
+					}
+					mu.Unlock()
+					got += k
+					if err != nil {
+						t.Errorf("read after %d bytes: %v", got, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		// The first chunk of the first connection is not timed.
+		agg := float64(2*size-slowlink.ChunkSize) * 8 / last.Sub(first).Seconds()
+		t.Logf("aggregate %.0f bit/s over two connections (configured %d)", agg, rate)
+		if !within(agg, rate, 0.10) {
+			return fmt.Errorf("aggregate rate %.0f bit/s, want %d ±10%%", agg, rate)
+		}
+		return nil
 	})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first, last time.Time
-	for range 2 {
-		c := dial(t, p, addr)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 4096)
-			got := 0
-			for got < size {
-				k, err := c.Read(buf)
-				now := time.Now()
-				mu.Lock()
-				if first.IsZero() || now.Before(first) {
-					first = now
-				}
-				if now.After(last) {
-					last = now
-				}
-				mu.Unlock()
-				got += k
-				if err != nil {
-					t.Errorf("read after %d bytes: %v", got, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	// The first chunk of the first connection is not timed.
-	agg := float64(2*size-slowlink.ChunkSize) * 8 / last.Sub(first).Seconds()
-	t.Logf("aggregate %.0f bit/s over two connections (configured %d)", agg, rate)
-	if !within(agg, rate, 0.10) {
-		t.Errorf("aggregate rate %.0f bit/s, want %d ±10%%", agg, rate)
-	}
 }
 
 func rtt(t *testing.T, c net.Conn) time.Duration {
@@ -218,18 +243,24 @@ func TestDelay150ms(t *testing.T) {
 	const rate = 64000
 	p := startProxy(t, slowlink.Config{Rate: rate, Delay: delay})
 	c := dial(t, p, serve(t, echo))
-	var rtts []time.Duration
-	for range 7 {
-		rtts = append(rtts, rtt(t, c))
-	}
-	slices.Sort(rtts)
-	// One byte each way also spends 8/64000 s on each link.
-	ser := time.Second * 8 / rate
-	oneWay := rtts[len(rtts)/2]/2 - ser
-	t.Logf("RTTs %v: one-way %v (configured %v)", rtts, oneWay, delay)
-	if d := oneWay - delay; d < -10*time.Millisecond || d > 10*time.Millisecond {
-		t.Errorf("one-way delay %v, want %v ±10ms", oneWay, delay)
-	}
+	timing(t, 3, func() error {
+		var rtts []time.Duration
+		for range 7 {
+			rtts = append(rtts, rtt(t, c))
+		}
+		slices.Sort(rtts)
+		// One byte each way also spends 8/64000 s on each link.
+		ser := time.Second * 8 / rate
+		oneWay := rtts[len(rtts)/2]/2 - ser
+		t.Logf("RTTs %v: one-way %v (configured %v)", rtts, oneWay, delay)
+		if rtts[0] < 2*delay {
+			t.Fatalf("an RTT of %v is below twice the delay", rtts[0])
+		}
+		if d := oneWay - delay; d < -10*time.Millisecond || d > 10*time.Millisecond {
+			return fmt.Errorf("one-way delay %v, want %v ±10ms", oneWay, delay)
+		}
+		return nil
+	})
 }
 
 func TestJitterKeepsOrder(t *testing.T) {
@@ -237,18 +268,25 @@ func TestJitterKeepsOrder(t *testing.T) {
 	const delay, jitter = 100 * time.Millisecond, 20 * time.Millisecond
 	p := startProxy(t, slowlink.Config{Delay: delay, Jitter: jitter, Seed: 1})
 	c := dial(t, p, serve(t, echo))
-	var rtts []time.Duration
-	for range 8 {
-		rtts = append(rtts, rtt(t, c))
-	}
-	slices.Sort(rtts)
-	t.Logf("RTTs with %v ±%v one way: %v", delay, jitter, rtts)
-	if rtts[0] < 2*(delay-jitter) || rtts[len(rtts)-1] > 2*(delay+jitter)+15*time.Millisecond {
-		t.Errorf("RTTs %v outside 2×(%v ± %v)", rtts, delay, jitter)
-	}
-	if rtts[len(rtts)-1]-rtts[0] < 2*time.Millisecond {
-		t.Errorf("RTTs %v do not vary: jitter not applied", rtts)
-	}
+	timing(t, 3, func() error {
+		var rtts []time.Duration
+		for range 8 {
+			rtts = append(rtts, rtt(t, c))
+		}
+		slices.Sort(rtts)
+		t.Logf("RTTs with %v ±%v one way: %v", delay, jitter, rtts)
+		// Timers never fire early, so the lower bound holds on any load.
+		if rtts[0] < 2*(delay-jitter) {
+			t.Fatalf("RTT %v below 2×(%v - %v)", rtts[0], delay, jitter)
+		}
+		if med := rtts[len(rtts)/2]; med > 2*(delay+jitter) {
+			return fmt.Errorf("median RTT %v above 2×(%v + %v)", med, delay, jitter)
+		}
+		if rtts[len(rtts)-1]-rtts[0] < 2*time.Millisecond {
+			return fmt.Errorf("RTTs %v do not vary: jitter not applied", rtts)
+		}
+		return nil
+	})
 	// Many chunks in flight with random delays still arrive in order.
 	data := pattern(300 << 10)
 	go c.Write(data)
