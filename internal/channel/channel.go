@@ -224,6 +224,10 @@ func (ch *Channel) ClockSkew() (skew time.Duration, ok bool) { return ch.skew, c
 // cells to it.
 func (ch *Channel) Pool() *cell.Pool { return ch.cfg.Pool }
 
+// Context is done, with the channel's error as its cause, when the
+// channel fails or is closed.
+func (ch *Channel) Context() context.Context { return ch.ctx }
+
 // Done is closed when the channel has failed or been closed.
 func (ch *Channel) Done() <-chan struct{} { return ch.ctx.Done() }
 

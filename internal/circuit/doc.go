@@ -1,0 +1,33 @@
+// Package circuit builds and runs a client's circuits over a channel
+// (tor-spec 5-7): CREATE2 with ntor-v3 (prop 332) or ntor, CREATE_FAST for
+// one-hop directory circuits without an onion key, EXTEND2 for further
+// hops, relay cell crypto through internal/relaycrypto, stream
+// multiplexing, and circuit-level flow control with authenticated SENDMEs
+// (prop 289).
+//
+// Cells arrive on the channel's reader goroutine (HandleCell); the circuit
+// decrypts them there, in order, and dispatches them without blocking:
+// control replies go to the waiting Create/Extend/Resolve call, stream
+// messages to the stream (internal/stream), and circuit SENDMEs are sent
+// straight back. A circuit runs no goroutine of its own.
+//
+// Sending serializes encryption and queueing under one lock, so the order
+// cells are encrypted in is the order they reach the link. DATA cells wait
+// for the target hop's package window (start 1000, +100 per circuit
+// SENDME whose v1 digest must match the digest recorded when the 100th
+// cell was sent) and for the link's WaitWritable. Incoming DATA lowers the
+// hop's deliver window; at 900 a SENDME v1 echoing the running digest
+// after the 100th cell goes back. Flow control sits behind a small
+// per-hop interface so congestion control (prop 324) can replace the
+// fixed window.
+//
+// The first cells to any hop but the first, and every EXTEND2, travel as
+// RELAY_EARLY (at most 8). An inbound RELAY_EARLY, an unrecognized cell, a
+// SENDME without a matching digest or a window overrun close the circuit
+// with a DESTROY. A DESTROY or TRUNCATED from the network closes it with a
+// *DestroyedError; a closing channel closes it with the channel's error.
+// Streams see the circuit's error after their queued data.
+//
+// It is not a circuit manager: path selection, build timeouts, reuse and
+// isolation belong to internal/circmgr.
+package circuit

@@ -1,0 +1,203 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/onionlite/onionlite/internal/cell"
+	"github.com/onionlite/onionlite/internal/stream"
+)
+
+var _ stream.Sink = (*Circuit)(nil)
+
+// Pool implements stream.Sink.
+func (c *Circuit) Pool() *cell.Pool { return c.pool }
+
+func (c *Circuit) streamHop(id uint16) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	e, ok := c.streams[id]
+	if !ok {
+		return 0, stream.ErrClosed
+	}
+	return e.(*streamEntry).hop, nil
+}
+
+// SendData implements stream.Sink: one DATA cell, respecting the circuit
+// window and the link's backpressure.
+func (c *Circuit) SendData(ctx context.Context, id uint16, p []byte) error {
+	h, err := c.streamHop(id)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, h, id, nil, cell.RelayData, p, sendOpts{data: true, wait: true})
+}
+
+// SendSendme implements stream.Sink.
+func (c *Circuit) SendSendme(ctx context.Context, id uint16) error {
+	h, err := c.streamHop(id)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, h, id, nil, cell.RelaySendme, nil, sendOpts{})
+}
+
+// SendEnd implements stream.Sink. It does not block: when no cell buffer
+// is free the END is skipped (the stream is forgotten either way).
+func (c *Circuit) SendEnd(id uint16, reason cell.EndReason) {
+	c.mu.Lock()
+	e, ok := c.streams[id]
+	if ok {
+		delete(c.streams, id)
+	}
+	c.mu.Unlock()
+	if !ok || c.closed.Load() {
+		return
+	}
+	b := c.pool.TryGet()
+	if b == nil {
+		return
+	}
+	c.send(c.ctx, e.(*streamEntry).hop, id, nil, cell.RelayEnd, []byte{byte(reason)}, sendOpts{buf: b})
+}
+
+// addStream registers e under a fresh stream ID on the last hop.
+func (c *Circuit) addStream(mk func(id uint16) (entry, error)) (uint16, int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, 0, c.err
+	}
+	if len(c.hops) == 0 {
+		return 0, 0, errors.New("circuit: no hops")
+	}
+	for tries := 0; tries < 1<<16; tries++ {
+		c.nextStream++
+		id := c.nextStream
+		if id == 0 {
+			continue
+		}
+		if _, used := c.streams[id]; used {
+			continue
+		}
+		e, err := mk(id)
+		if err != nil {
+			return 0, 0, err
+		}
+		hop := len(c.hops) - 1
+		c.streams[id] = &streamEntry{entry: e, hop: hop}
+		return id, hop, nil
+	}
+	return 0, 0, errors.New("circuit: no free stream ID")
+}
+
+// openStream sends msg on a new stream and waits for CONNECTED.
+func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string) (*stream.Stream, error) {
+	var s *stream.Stream
+	id, hop, err := c.addStream(func(id uint16) (entry, error) {
+		var err error
+		s, err = stream.New(c, id, &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target})
+		return s, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendMsg(ctx, hop, id, msg, sendOpts{wait: true}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.WaitOpen(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// BeginDir opens a directory stream to the last hop (tor-spec 6.2.1). The
+// stream is a net.Conn speaking HTTP/1.0 to the relay's directory service.
+func (c *Circuit) BeginDir(ctx context.Context) (*stream.Stream, error) {
+	return c.openStream(ctx, &cell.BeginDir{}, "dir")
+}
+
+// Begin opens a stream from the exit (the last hop) to host:port. host is
+// sent as given, never resolved locally; IPv6 literals go without
+// brackets.
+func (c *Circuit) Begin(ctx context.Context, host string, port uint16, flags uint32) (*stream.Stream, error) {
+	return c.openStream(ctx, &cell.Begin{Host: host, Port: port, Flags: flags},
+		net.JoinHostPort(host, strconv.Itoa(int(port))))
+}
+
+// resolver is a RESOLVE in flight: an entry waiting for RESOLVED or END.
+type resolver struct {
+	reply chan resolveReply
+}
+
+type resolveReply struct {
+	answers []cell.Answer
+	err     error
+}
+
+func (r *resolver) HandleRelay(_ *cell.Cell, cmd cell.RelayCmd, body []byte) (owned, done bool, err error) {
+	switch cmd {
+	case cell.RelayResolved:
+		m, err := cell.ParseResolved(body)
+		if err != nil {
+			r.reply <- resolveReply{err: protoErr("RESOLVED: %v", err)}
+			return false, true, protoErr("RESOLVED: %v", err)
+		}
+		// Copy the answers out of the cell, which goes back to the pool.
+		for i := range m.Answers {
+			m.Answers[i].Value = append([]byte(nil), m.Answers[i].Value...)
+		}
+		r.reply <- resolveReply{answers: m.Answers}
+		return false, true, nil
+	case cell.RelayEnd:
+		m, _ := cell.ParseEnd(body)
+		r.reply <- resolveReply{err: &stream.EndError{Reason: m.Reason}}
+		return false, true, nil
+	}
+	return false, false, protoErr("%v in reply to RESOLVE", cmd)
+}
+
+func (r *resolver) CircuitClosed(err error) {
+	select {
+	case r.reply <- resolveReply{err: err}:
+	default:
+	}
+}
+
+// Resolve asks the exit to resolve host (tor-spec 6.4). Answers of error
+// type are returned as they are; the caller interprets them.
+func (c *Circuit) Resolve(ctx context.Context, host string) ([]cell.Answer, error) {
+	r := &resolver{reply: make(chan resolveReply, 1)}
+	id, hop, err := c.addStream(func(uint16) (entry, error) { return r, nil })
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendMsg(ctx, hop, id, &cell.Resolve{Query: host}, sendOpts{wait: true}); err != nil {
+		c.forget(id, r)
+		return nil, err
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.answers, rep.err
+	case <-ctx.Done():
+		c.forget(id, r)
+		return nil, fmt.Errorf("circuit: resolving: %w", context.Cause(ctx))
+	}
+}
+
+// forget drops stream id if it still belongs to e.
+func (c *Circuit) forget(id uint16, e entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if se, ok := c.streams[id]; ok && se.(*streamEntry).entry == e {
+		delete(c.streams, id)
+	}
+}

@@ -1,0 +1,657 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/onionlite/onionlite/internal/cell"
+	"github.com/onionlite/onionlite/internal/clock"
+)
+
+// Stream-level flow control (tor-spec 7.4).
+const (
+	WindowStart     = 500
+	WindowIncrement = 50
+	// sendmeMaxQueued: a SENDME is only sent while fewer cells than this
+	// wait to be read (C tor's "outbuf not too full").
+	sendmeMaxQueued = 10
+)
+
+// Sink is what a stream needs from its circuit. internal/circuit
+// satisfies it.
+type Sink interface {
+	// SendData sends p (at most cell.RelayBodyMax bytes) as one DATA
+	// cell on stream id, waiting as long as circuit-level windows or the
+	// link require, or until ctx is done.
+	SendData(ctx context.Context, id uint16, p []byte) error
+	// SendSendme sends a stream-level SENDME for stream id.
+	SendSendme(ctx context.Context, id uint16) error
+	// SendEnd sends END for stream id without blocking (best effort)
+	// and forgets the stream: no more messages for it are delivered.
+	SendEnd(id uint16, reason cell.EndReason)
+	// Pool is where received cells go back to.
+	Pool() *cell.Pool
+}
+
+// Config configures a stream. The zero value is usable.
+type Config struct {
+	// Clock dates queued data for the memory quota and turns deadlines
+	// into durations. Nil means the real clock.
+	Clock clock.Clock
+	// Quota registers the stream's receive queue for memory accounting.
+	// Nil means no accounting.
+	Quota cell.Quota
+	// Target names the destination for RemoteAddr (e.g. "example.com:80"
+	// or "dir").
+	Target string
+	// Opened says the stream needs no CONNECTED (RESOLVE-style streams
+	// never get one). Normally false.
+	Opened bool
+}
+
+type state int
+
+const (
+	stateOpening state = iota // BEGIN/BEGIN_DIR sent, waiting for CONNECTED
+	stateOpen
+	stateEnded  // END received or the circuit died; reads drain the queue
+	stateClosed // closed locally
+)
+
+type queued struct {
+	c    *cell.Cell
+	body []byte // unread part of the DATA body, aliasing c
+	at   time.Time
+}
+
+// Stream is one stream. It implements net.Conn. Its methods are safe for
+// concurrent use, though as with any net.Conn concurrent Reads (or
+// Writes) interleave unpredictably.
+type Stream struct {
+	sink   Sink
+	id     uint16
+	clk    clock.Clock
+	target string
+	acct   cell.Account
+	ctx    context.Context // done when the stream can no longer write
+	cancel context.CancelCauseFunc
+
+	openCh chan struct{} // closed when the open attempt is decided
+	rwake  chan struct{} // cap 1: data, an ending, or a deadline change
+	wwake  chan struct{} // cap 1: package window grew, or the stream ended
+	rdl    deadline
+	wdl    deadline
+
+	mu            sync.Mutex
+	st            state
+	openErr       error
+	connected     cell.Connected
+	inq           []queued
+	head          int
+	deliverWindow int
+	packageWindow int
+	readErr       error // returned once the queue is empty
+	writeErr      error
+	peerEnded     bool // END received: we must not send END
+}
+
+// New returns a stream with ID id on sink. It is opening unless
+// cfg.Opened; the circuit sends BEGIN (or BEGIN_DIR) itself.
+func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
+	var c Config
+	if cfg != nil {
+		c = *cfg
+	}
+	s := &Stream{
+		sink:          sink,
+		id:            id,
+		clk:           clock.OrReal(c.Clock),
+		target:        c.Target,
+		openCh:        make(chan struct{}),
+		rwake:         make(chan struct{}, 1),
+		wwake:         make(chan struct{}, 1),
+		deliverWindow: WindowStart,
+		packageWindow: WindowStart,
+	}
+	s.rdl.init()
+	s.wdl.init()
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	var err error
+	if s.acct, err = c.Quota.Register(s); err != nil {
+		s.cancel(err)
+		return nil, fmt.Errorf("stream: memory quota: %w", err)
+	}
+	if c.Opened {
+		s.st = stateOpen
+		close(s.openCh)
+	}
+	return s, nil
+}
+
+// ID returns the stream ID.
+func (s *Stream) ID() uint16 { return s.id }
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// WaitOpen waits for CONNECTED. It returns an *EndError when the exit
+// refused the stream, the circuit's error if it died, or ctx's.
+func (s *Stream) WaitOpen(ctx context.Context) error {
+	select {
+	case <-s.openCh:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.openErr
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Connected returns the CONNECTED message (its address is invalid for
+// BEGIN_DIR streams).
+func (s *Stream) Connected() cell.Connected {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connected
+}
+
+// decideOpen records the outcome of the open attempt. Called with s.mu
+// held.
+func (s *Stream) decideOpenLocked(err error) {
+	select {
+	case <-s.openCh:
+		return
+	default:
+	}
+	s.openErr = err
+	close(s.openCh)
+}
+
+// HandleRelay processes a relay message for this stream, on the circuit's
+// reader goroutine. For DATA it takes ownership of c (the cell body
+// aliases it); for everything else the caller keeps c. It reports done
+// when the stream will accept no more messages (the circuit forgets it),
+// and an error wrapping ErrProtocol when the exit broke the protocol (the
+// circuit closes).
+func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owned, done bool, err error) {
+	switch cmd {
+	case cell.RelayData:
+		return true, false, s.handleData(c, body)
+	case cell.RelayConnected:
+		m, err := cell.ParseConnected(body)
+		if err != nil {
+			return false, false, protoErr("CONNECTED: %v", err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.st != stateOpening {
+			if s.st == stateClosed {
+				return false, false, nil
+			}
+			return false, false, protoErr("CONNECTED on an open stream")
+		}
+		s.st = stateOpen
+		s.connected = *m
+		s.decideOpenLocked(nil)
+		return false, false, nil
+	case cell.RelayEnd:
+		m, err := cell.ParseEnd(body)
+		if err != nil {
+			return false, true, protoErr("END: %v", err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.peerEnded = true
+		var e error = &EndError{Reason: m.Reason, Addr: m.Addr, TTL: m.TTL}
+		if s.st == stateOpening {
+			s.decideOpenLocked(e)
+		}
+		if m.Reason == cell.EndDone && s.st == stateOpen {
+			e = io.EOF
+		}
+		s.endLocked(e, e)
+		return false, true, nil
+	case cell.RelaySendme:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.packageWindow+WindowIncrement > WindowStart {
+			return false, false, protoErr("stream SENDME would open the window past %d", WindowStart)
+		}
+		s.packageWindow += WindowIncrement
+		notify(s.wwake)
+		return false, false, nil
+	}
+	// Other commands on a stream (RESOLVED on a data stream, unknown
+	// commands) are dropped, as the spec says of unknown relay commands.
+	return false, false, nil
+}
+
+func (s *Stream) handleData(c *cell.Cell, body []byte) error {
+	pool := s.sink.Pool()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.st {
+	case stateOpening:
+		pool.Put(c)
+		return protoErr("DATA before CONNECTED")
+	case stateClosed:
+		pool.Put(c)
+		return nil
+	case stateEnded:
+		// The exit's END may race our own teardown; data after END is
+		// a protocol violation only if the exit ended the stream.
+		pool.Put(c)
+		if s.peerEnded {
+			return protoErr("DATA after END")
+		}
+		return nil
+	}
+	if s.deliverWindow <= 0 {
+		pool.Put(c)
+		return protoErr("DATA beyond the stream window")
+	}
+	s.deliverWindow--
+	if len(body) == 0 {
+		pool.Put(c)
+		return nil
+	}
+	if err := s.acct.Claim(cell.Len); err != nil {
+		pool.Put(c)
+		s.reclaimLocked(err)
+		return nil
+	}
+	s.inq = append(s.inq, queued{c: c, body: body, at: s.clk.Now()})
+	notify(s.rwake)
+	return nil
+}
+
+// endLocked ends the stream with the given read and write errors, keeping
+// queued data for Read. Called with s.mu held.
+func (s *Stream) endLocked(readErr, writeErr error) {
+	if s.st == stateClosed || s.st == stateEnded {
+		return
+	}
+	s.st = stateEnded
+	s.readErr = readErr
+	s.writeErr = writeErr
+	s.cancel(writeErr)
+	notify(s.rwake)
+	notify(s.wwake)
+}
+
+// CircuitClosed is called by the circuit when it dies: pending opens fail
+// and reads end with err after queued data.
+func (s *Stream) CircuitClosed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.decideOpenLocked(err)
+	s.endLocked(err, err)
+}
+
+// dropQueueLocked returns every queued cell to the pool.
+func (s *Stream) dropQueueLocked() {
+	pool := s.sink.Pool()
+	n := 0
+	for i := s.head; i < len(s.inq); i++ {
+		pool.Put(s.inq[i].c)
+		n++
+	}
+	clear(s.inq)
+	s.inq, s.head = s.inq[:0], 0
+	s.acct.Release(int64(n) * cell.Len)
+}
+
+// Oldest implements cell.Participant: when the oldest unread cell
+// arrived.
+func (s *Stream) Oldest() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.inq) {
+		return time.Time{}, false
+	}
+	return s.inq[s.head].at, true
+}
+
+// Reclaimed implements cell.Participant: the memory quota collapsed the
+// stream's account. Queued data is dropped, reads and writes fail with
+// err, and the exit is told with END.
+func (s *Stream) Reclaimed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reclaimLocked(err)
+}
+
+func (s *Stream) reclaimLocked(err error) {
+	if s.st == stateClosed {
+		return
+	}
+	s.dropQueueLocked()
+	s.decideOpenLocked(err)
+	peerEnded := s.peerEnded
+	s.st = stateEnded
+	s.readErr, s.writeErr = err, err
+	s.cancel(err)
+	notify(s.rwake)
+	notify(s.wwake)
+	if !peerEnded {
+		s.peerEnded = true // no second END from Close
+		s.sink.SendEnd(s.id, cell.EndMisc)
+	}
+}
+
+// Read reads stream data. After the stream ends it returns queued data
+// first, then io.EOF (END with DONE) or the error that ended it.
+func (s *Stream) Read(p []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		if s.st == stateClosed {
+			s.mu.Unlock()
+			return 0, ErrClosed
+		}
+		if s.head < len(s.inq) {
+			n, sendmes := s.readLocked(p)
+			s.mu.Unlock()
+			for ; sendmes > 0; sendmes-- {
+				// A failed SENDME means the circuit is dying; its error
+				// reaches the reader through CircuitClosed.
+				if err := s.sink.SendSendme(s.ctx, s.id); err != nil {
+					break
+				}
+			}
+			return n, nil
+		}
+		if s.readErr != nil {
+			err := s.readErr
+			s.mu.Unlock()
+			return 0, err
+		}
+		if s.st == stateOpening {
+			// Reading before CONNECTED waits for it, like a dial.
+			s.mu.Unlock()
+			select {
+			case <-s.openCh:
+			case <-s.rdl.wait():
+				return 0, os.ErrDeadlineExceeded
+			}
+			continue
+		}
+		s.mu.Unlock()
+		if len(p) == 0 {
+			return 0, nil
+		}
+		select {
+		case <-s.rwake:
+		case <-s.rdl.wait():
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// readLocked copies queued data into p and works out how many stream
+// SENDMEs are now due.
+func (s *Stream) readLocked(p []byte) (n, sendmes int) {
+	pool := s.sink.Pool()
+	freed := 0
+	for n < len(p) && s.head < len(s.inq) {
+		q := &s.inq[s.head]
+		k := copy(p[n:], q.body)
+		n += k
+		q.body = q.body[k:]
+		if len(q.body) == 0 {
+			pool.Put(q.c)
+			s.inq[s.head] = queued{}
+			s.head++
+			freed++
+		}
+	}
+	if s.head == len(s.inq) {
+		s.inq, s.head = s.inq[:0], 0
+	} else if s.head > 64 && s.head*2 > len(s.inq) {
+		m := copy(s.inq, s.inq[s.head:])
+		clear(s.inq[m:])
+		s.inq, s.head = s.inq[:m], 0
+	}
+	s.acct.Release(int64(freed) * cell.Len)
+	if s.st == stateOpen && len(s.inq)-s.head < sendmeMaxQueued {
+		for s.deliverWindow <= WindowStart-WindowIncrement {
+			s.deliverWindow += WindowIncrement
+			sendmes++
+		}
+	}
+	return n, sendmes
+}
+
+// Write sends p as DATA cells of up to cell.RelayBodyMax bytes. It blocks
+// while the stream or circuit windows are closed.
+func (s *Stream) Write(p []byte) (int, error) {
+	ctx, stop := s.writeContext()
+	defer stop()
+	if err := s.WaitOpen(ctx); err != nil {
+		return 0, s.writeFailure(err)
+	}
+	n := 0
+	for n < len(p) {
+		if err := s.takeWindow(ctx); err != nil {
+			return n, err
+		}
+		k := min(len(p)-n, cell.RelayBodyMax)
+		if err := s.sink.SendData(ctx, s.id, p[n:n+k]); err != nil {
+			return n, s.writeFailure(err)
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// writeFailure turns an error from waiting or sending into what Write
+// reports: the stream's own error when it ended, else a deadline.
+func (s *Stream) writeFailure(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.st == stateClosed:
+		return ErrClosed
+	case s.writeErr != nil:
+		return s.writeErr
+	case s.openErr != nil:
+		return s.openErr
+	}
+	select {
+	case <-s.wdl.wait():
+		return os.ErrDeadlineExceeded
+	default:
+	}
+	return err
+}
+
+// takeWindow waits for and takes one unit of the package window.
+func (s *Stream) takeWindow(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		switch {
+		case s.st == stateClosed:
+			s.mu.Unlock()
+			return ErrClosed
+		case s.writeErr != nil:
+			err := s.writeErr
+			s.mu.Unlock()
+			return err
+		case s.packageWindow > 0:
+			s.packageWindow--
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wwake:
+		case <-ctx.Done():
+			return s.writeFailure(context.Cause(ctx))
+		}
+	}
+}
+
+// writeContext returns a context that ends when the stream can no longer
+// write or the write deadline passes, and a func to release it.
+func (s *Stream) writeContext() (context.Context, func()) {
+	dl := s.wdl.wait()
+	select {
+	case <-dl:
+		ctx, cancel := context.WithCancelCause(s.ctx)
+		cancel(os.ErrDeadlineExceeded)
+		return ctx, func() {}
+	default:
+	}
+	if !s.wdl.isSet() {
+		return s.ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-dl:
+			cancel(os.ErrDeadlineExceeded)
+		case <-stop:
+			cancel(nil)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { close(stop) }
+}
+
+// Close sends END (unless the exit already ended the stream), discards
+// queued data and fails pending and later operations with ErrClosed. A
+// second Close returns ErrClosed.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	if s.st == stateClosed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	sendEnd := !s.peerEnded
+	s.peerEnded = true
+	s.decideOpenLocked(ErrClosed)
+	s.st = stateClosed
+	s.dropQueueLocked()
+	s.readErr, s.writeErr = ErrClosed, ErrClosed
+	s.cancel(ErrClosed)
+	notify(s.rwake)
+	notify(s.wwake)
+	s.mu.Unlock()
+	s.rdl.stop()
+	s.wdl.stop()
+	s.acct.Close()
+	if sendEnd {
+		s.sink.SendEnd(s.id, cell.EndMisc)
+	}
+	return nil
+}
+
+// Addr is a stream's address: network "tor" and the destination as given.
+type Addr struct{ Target string }
+
+// Network returns "tor".
+func (Addr) Network() string { return "tor" }
+
+func (a Addr) String() string { return a.Target }
+
+// LocalAddr returns an Addr with no target.
+func (s *Stream) LocalAddr() net.Addr { return Addr{} }
+
+// RemoteAddr returns the destination the stream was opened to.
+func (s *Stream) RemoteAddr() net.Addr { return Addr{Target: s.target} }
+
+// SetDeadline sets both deadlines.
+func (s *Stream) SetDeadline(t time.Time) error {
+	s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline; the zero time clears it.
+func (s *Stream) SetReadDeadline(t time.Time) error {
+	s.rdl.set(t, s.clk)
+	notify(s.rwake)
+	return nil
+}
+
+// SetWriteDeadline sets the write deadline; the zero time clears it.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.wdl.set(t, s.clk)
+	notify(s.wwake)
+	return nil
+}
+
+// deadline is a channel closed when a deadline passes (as in net.Pipe).
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	ch     chan struct{}
+	active bool
+}
+
+func (d *deadline) init() { d.ch = make(chan struct{}) }
+
+// set arms the deadline at t; the zero t disarms it. The delay is
+// measured on clk; the timer itself runs on the runtime's clock.
+func (d *deadline) set(t time.Time, clk clock.Clock) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.ch // the timer fired and closed ch; wait for nothing, it is closed
+	}
+	d.timer = nil
+	closed := false
+	select {
+	case <-d.ch:
+		closed = true
+	default:
+	}
+	d.active = !t.IsZero()
+	if !d.active {
+		if closed {
+			d.ch = make(chan struct{})
+		}
+		return
+	}
+	dur := t.Sub(clk.Now())
+	if dur <= 0 {
+		if !closed {
+			close(d.ch)
+		}
+		return
+	}
+	if closed {
+		d.ch = make(chan struct{})
+	}
+	ch := d.ch
+	d.timer = time.AfterFunc(dur, func() { close(ch) })
+}
+
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ch
+}
+
+func (d *deadline) isSet() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.active
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}
