@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/onionlite/onionlite/internal/testnet"
+	"github.com/onionlite/onionlite/internal/testnet/slowlink"
 	"github.com/onionlite/onionlite/transport"
 )
 
@@ -135,6 +136,53 @@ func TestCTorClientFetch(t *testing.T) {
 	}
 }
 
+// TestCTorClientThroughSlowlink runs a C tor client whose every OR
+// connection crosses a 64 kbit/s, 150 ms slow link (Socks5Proxy).
+func TestCTorClientThroughSlowlink(t *testing.T) {
+	n := testnet.Shared(t)
+	p, err := slowlink.New(slowlink.Config{Rate: 64000, Delay: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	c, err := n.StartClient(ctx, testnet.ClientConfig{UpstreamSOCKS: p.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if err := c.WaitBootstrapped(ctx); err != nil {
+		t.Fatal(err)
+	}
+	boot := time.Since(t0)
+	read, written, err := c.Traffic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Stats()
+	t.Logf("bootstrapped through slowlink in %v; tor read %d written %d; proxy down %d up %d over %d connections",
+		boot.Round(time.Millisecond), read, written, s.Down, s.Up, s.Accepted)
+	// Everything the client read came through the slow link (tor also
+	// counts the proxies' 2+10-byte SOCKS replies, which the proxy does
+	// not forward from a relay).
+	if s.Accepted == 0 || s.Down < read-12*s.Accepted-512 || s.Down < 5000 {
+		t.Errorf("proxy forwarded %d bytes down on %d connections, client read %d: traffic bypassed the link", s.Down, s.Accepted, read)
+	}
+	if boot < 2*150*time.Millisecond {
+		t.Errorf("bootstrap in %v: faster than one round trip of the link", boot)
+	}
+	want := body(t, n, "hello.txt")
+	size, sum, err := fetch(ctx, c.SOCKSAddr(), n.HTTPTarget(), want.Name)
+	if err != nil || size != want.Size || sum != want.SHA256 {
+		t.Fatalf("fetch %s through the slow link: %d bytes, %s, %v", want.Name, size, sum, err)
+	}
+}
+
 // TestNodes checks what Nodes reports against the files tor wrote.
 func TestNodes(t *testing.T) {
 	n := testnet.Shared(t)
@@ -181,5 +229,54 @@ func TestNodes(t *testing.T) {
 	}
 	if len(lines) != 3 || string(file) != lines[0]+"\n"+lines[1]+"\n"+lines[2]+"\n" {
 		t.Errorf("AuthoritiesFile holds %q; AuthorityLines %q", file, lines)
+	}
+}
+
+// TestKillAndRestartNode kills a middle relay, restarts it, and waits
+// until the network is ready again (so later tests find it healthy).
+func TestKillAndRestartNode(t *testing.T) {
+	n := testnet.Shared(t)
+	var victim testnet.Node
+	for _, nd := range n.Nodes() {
+		if nd.Role == testnet.Middle {
+			victim = nd
+			break
+		}
+	}
+	if err := n.KillNode(victim.Nick); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(victim.PID) {
+		t.Fatalf("%s (pid %d) still runs after KillNode", victim.Nick, victim.PID)
+	}
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(victim.ORPort), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s ORPort still accepts connections after KillNode", victim.Nick)
+	}
+	if err := n.KillNode(victim.Nick); err == nil {
+		t.Error("KillNode of a dead node succeeded")
+	}
+	if err := n.KillNode("nosuchnode"); err == nil {
+		t.Error("KillNode of an unknown node succeeded")
+	}
+	if err := n.RestartNode(victim.Nick); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range n.Nodes() {
+		if nd.Nick == victim.Nick {
+			if nd.PID <= 0 || nd.PID == victim.PID || gone(nd.PID) || nd.ControlPort <= 0 {
+				t.Fatalf("after RestartNode: pid %d (was %d), control port %d", nd.PID, victim.PID, nd.ControlPort)
+			}
+		}
+	}
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(victim.ORPort), 5*time.Second)
+	if err != nil {
+		t.Fatalf("%s ORPort after RestartNode: %v", victim.Nick, err)
+	}
+	c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := n.WaitReady(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
