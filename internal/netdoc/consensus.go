@@ -282,7 +282,10 @@ func ParseConsensus(doc []byte) (*UncheckedConsensus, error) {
 		versions: make(map[string]string),
 		protos:   make(map[string]*Protocols),
 	}
-	n := bytes.Count(doc, []byte("\nr "))
+	// Size the relay slice once. Real entries are about 350 bytes; the cap
+	// keeps a hostile document from making us preallocate more than about
+	// 1.5 times its own size.
+	n := min(bytes.Count(doc, []byte("\nr ")), len(doc)/128)
 	p.c.Relays = make([]RouterStatus, 0, n)
 	p.nickOffs = make([]uint32, 0, n+1)
 	p.nicks.Grow(n * 19)

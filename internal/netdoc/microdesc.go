@@ -154,7 +154,9 @@ func ParseMicrodescs(batch []byte) ([]Microdesc, error) {
 		fids:     make(map[string][]string),
 	}
 	p.t.annot = true
-	n := bytes.Count(batch, []byte("ntor-onion-key "))
+	// One ntor-onion-key per microdescriptor; real ones are 150 bytes and
+	// more, and the cap bounds preallocation for hostile input.
+	n := min(bytes.Count(batch, []byte("ntor-onion-key ")), len(batch)/128)
 	p.out = make([]Microdesc, 0, n)
 	// Annotations before the next microdescriptor.
 	var pendingLast int64
