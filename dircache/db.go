@@ -157,7 +157,7 @@ func Open(dir string, o Options) (_ *DB, err error) {
 	var problems []error
 	aside := func(why error) error {
 		problems = append(problems, why)
-		logf("dircache: moving the damaged cache aside: %v", why)
+		logf("dircache: moving the cache aside and starting afresh: %v", why)
 		old := bdir + asideSuffix
 		if err := os.RemoveAll(old); err != nil {
 			return fsErr("remove "+old, err)
@@ -180,13 +180,16 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		return nil, err
 	}
 
-	if dropped, err := preflight(bdir, bopt); err != nil {
-		if err := aside(fmt.Errorf("preflight: %w (dropped tables: %v)", err, dropped)); err != nil {
+	if repaired, err := preflight(bdir, bopt); err != nil {
+		if len(repaired) > 0 {
+			err = fmt.Errorf("%w (after repairing: %s)", err, strings.Join(repaired, "; "))
+		}
+		if err := aside(fmt.Errorf("preflight: %w", err)); err != nil {
 			return nil, err
 		}
-	} else if len(dropped) > 0 {
-		problems = append(problems, fmt.Errorf("dropped damaged tables: %s", strings.Join(dropped, "; ")))
-		logf("dircache: dropped damaged tables: %s", strings.Join(dropped, "; "))
+	} else if len(repaired) > 0 {
+		problems = append(problems, fmt.Errorf("repaired damaged files: %s", strings.Join(repaired, "; ")))
+		logf("dircache: repaired damaged files: %s", strings.Join(repaired, "; "))
 	}
 
 	db.bdb, err = openBadger(bopt)
@@ -790,7 +793,7 @@ func (db *DB) Consensus(flavor string) (*Consensus, error) {
 	defer db.end()
 	c, err := db.cons.load(flavor)
 	if errors.Is(err, ErrCorrupt) {
-		db.logf("dircache: %v", err)
+		db.logf("%v", err)
 	}
 	return c, err
 }
