@@ -1,0 +1,467 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/onionlite/onionlite/internal/cell"
+)
+
+// fakeSink records what a stream sends; windows are the test's to open.
+type fakeSink struct {
+	pool    *cell.Pool
+	mu      sync.Mutex
+	data    [][]byte
+	sendmes int
+	ends    []cell.EndReason
+	fail    error
+	sent    chan struct{}
+}
+
+func newSink() *fakeSink {
+	return &fakeSink{pool: cell.NewPool(2048), sent: make(chan struct{}, 10000)}
+}
+
+func (f *fakeSink) SendData(ctx context.Context, id uint16, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if len(p) > cell.RelayBodyMax {
+		panic("oversized DATA")
+	}
+	f.data = append(f.data, append([]byte(nil), p...))
+	f.sent <- struct{}{}
+	return nil
+}
+
+func (f *fakeSink) SendSendme(ctx context.Context, id uint16) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sendmes++
+	return nil
+}
+
+func (f *fakeSink) SendEnd(id uint16, r cell.EndReason) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ends = append(f.ends, r)
+}
+
+func (f *fakeSink) Pool() *cell.Pool { return f.pool }
+
+func (f *fakeSink) counts() (data, sendmes, ends int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.data), f.sendmes, len(f.ends)
+}
+
+// deliver hands the stream a relay message the way the circuit does.
+func deliver(t *testing.T, s *Stream, f *fakeSink, cmd cell.RelayCmd, body []byte) (done bool, err error) {
+	t.Helper()
+	c, gerr := f.pool.Get(context.Background())
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if err := c.SetRelayBody(1, cell.CmdRelay, cmd, s.ID(), body); err != nil {
+		t.Fatal(err)
+	}
+	_, b, _ := c.RelayBody()
+	owned, done, err := s.HandleRelay(c, cmd, b)
+	if !owned {
+		f.pool.Put(c)
+	}
+	return done, err
+}
+
+func open(t *testing.T) (*Stream, *fakeSink) {
+	f := newSink()
+	s, err := New(f, 7, &Config{Target: "example.com:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deliver(t, s, f, cell.RelayConnected, []byte{127, 0, 0, 1, 0, 0, 0, 60}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitOpen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+func TestOpenAndConnected(t *testing.T) {
+	s, _ := open(t)
+	if got := s.Connected(); got.Addr.String() != "127.0.0.1" || got.TTL != 60 {
+		t.Fatalf("%+v", got)
+	}
+	if s.RemoteAddr().String() != "example.com:80" || s.RemoteAddr().Network() != "tor" {
+		t.Fatal(s.RemoteAddr())
+	}
+}
+
+func TestEndBeforeConnected(t *testing.T) {
+	f := newSink()
+	s, _ := New(f, 3, nil)
+	done, err := deliver(t, s, f, cell.RelayEnd, []byte{byte(cell.EndExitPolicy), 1, 2, 3, 4, 0, 0, 0, 9})
+	if err != nil || !done {
+		t.Fatal(done, err)
+	}
+	err = s.WaitOpen(context.Background())
+	var ee *EndError
+	if !errors.As(err, &ee) || !errors.Is(err, ErrExitPolicy) || ee.Addr.String() != "1.2.3.4" || ee.TTL != 9 {
+		t.Fatalf("%v %+v", err, ee)
+	}
+	if errors.Is(err, ErrConnectRefused) {
+		t.Fatal("EXITPOLICY matches CONNECTREFUSED")
+	}
+	if _, err := s.Write([]byte("x")); !errors.Is(err, ErrExitPolicy) {
+		t.Fatalf("write after refusal: %v", err)
+	}
+	// DONE before CONNECTED is still a refusal, not EOF.
+	s2, _ := New(f, 4, nil)
+	deliver(t, s2, f, cell.RelayEnd, []byte{byte(cell.EndDone)})
+	if err := s2.WaitOpen(context.Background()); !errors.As(err, &ee) || ee.Reason != cell.EndDone {
+		t.Fatalf("DONE before CONNECTED: %v", err)
+	}
+	if _, _, ends := f.counts(); ends != 0 {
+		t.Fatal("END answered with END")
+	}
+	s2.Close()
+	if _, _, ends := f.counts(); ends != 0 {
+		t.Fatal("Close after the exit's END sent another END")
+	}
+}
+
+func TestReadDataThenEOF(t *testing.T) {
+	s, f := open(t)
+	deliver(t, s, f, cell.RelayData, []byte("hello "))
+	deliver(t, s, f, cell.RelayData, []byte("world"))
+	done, _ := deliver(t, s, f, cell.RelayEnd, []byte{byte(cell.EndDone)})
+	if !done {
+		t.Fatal("END did not finish the stream")
+	}
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "hello world" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if st := f.pool.Stats(); st.InUse != 0 {
+		t.Fatalf("cells not returned: %+v", st)
+	}
+}
+
+func TestReadDataThenError(t *testing.T) {
+	s, f := open(t)
+	deliver(t, s, f, cell.RelayData, []byte("partial"))
+	deliver(t, s, f, cell.RelayEnd, []byte{byte(cell.EndConnReset)})
+	buf := make([]byte, 100)
+	n, err := s.Read(buf)
+	if err != nil || string(buf[:n]) != "partial" {
+		t.Fatalf("data before the error: %q %v", buf[:n], err)
+	}
+	if _, err := s.Read(buf); !errors.Is(err, ErrConnReset) {
+		t.Fatalf("%v", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("CONNRESET is a timeout")
+	}
+}
+
+func TestCircuitClosedAfterData(t *testing.T) {
+	s, f := open(t)
+	deliver(t, s, f, cell.RelayData, []byte("last words"))
+	boom := errors.New("circuit destroyed")
+	s.CircuitClosed(boom)
+	got, err := io.ReadAll(s)
+	if string(got) != "last words" || !errors.Is(err, boom) {
+		t.Fatalf("%q %v", got, err)
+	}
+	if _, err := s.Write([]byte("x")); !errors.Is(err, boom) {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// TestDeliverWindowAndSendmes: 500 cells may arrive unread; the 501st is a
+// protocol violation. Reading them sends stream SENDMEs, +50 each, once
+// fewer than 10 cells wait.
+func TestDeliverWindowAndSendmes(t *testing.T) {
+	s, f := open(t)
+	body := bytes.Repeat([]byte{'x'}, 100)
+	for i := 0; i < WindowStart; i++ {
+		if _, err := deliver(t, s, f, cell.RelayData, body); err != nil {
+			t.Fatalf("cell %d: %v", i, err)
+		}
+	}
+	if _, err := deliver(t, s, f, cell.RelayData, body); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("cell past the window: %v", err)
+	}
+	if _, sm, _ := f.counts(); sm != 0 {
+		t.Fatal("SENDME before anything was read")
+	}
+	buf := make([]byte, 100)
+	for i := 0; i < WindowStart-10; i++ {
+		io.ReadFull(s, buf)
+	}
+	if _, sm, _ := f.counts(); sm != 0 {
+		t.Fatalf("%d SENDMEs with 10 cells still queued", sm)
+	}
+	io.ReadFull(s, buf) // 9 left: the window (0) is refilled to 500
+	if _, sm, _ := f.counts(); sm != WindowStart/WindowIncrement {
+		t.Fatalf("%d SENDMEs, want %d", sm, WindowStart/WindowIncrement)
+	}
+	// The window is open again for 500 more.
+	for i := 0; i < WindowStart; i++ {
+		if _, err := deliver(t, s, f, cell.RelayData, body); err != nil {
+			t.Fatalf("refilled window cell %d: %v", i, err)
+		}
+	}
+}
+
+func TestWriteSplitsAndWindows(t *testing.T) {
+	s, f := open(t)
+	payload := bytes.Repeat([]byte("0123456789"), 150) // 1500 bytes
+	n, err := s.Write(payload)
+	if err != nil || n != len(payload) {
+		t.Fatal(n, err)
+	}
+	f.mu.Lock()
+	sizes := []int{}
+	var joined []byte
+	for _, d := range f.data {
+		sizes = append(sizes, len(d))
+		joined = append(joined, d...)
+	}
+	f.mu.Unlock()
+	if len(sizes) != 4 || sizes[0] != 498 || sizes[1] != 498 || sizes[2] != 498 || sizes[3] != 6 || !bytes.Equal(joined, payload) {
+		t.Fatalf("cells %v", sizes)
+	}
+
+	// Spend the rest of the package window; the next write blocks until a
+	// stream SENDME arrives.
+	synctest.Test(t, func(t *testing.T) {
+		s, f := open(t)
+		s.packageWindow = 1
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Write(make([]byte, 2*cell.RelayBodyMax))
+			done <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("write finished with a closed window: %v", err)
+		default:
+		}
+		if n, _, _ := f.counts(); n != 1 {
+			t.Fatalf("%d cells sent with a window of 1", n)
+		}
+		if _, err := deliver(t, s, f, cell.RelaySendme, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A SENDME that would open the window past 500 is a violation.
+	s.packageWindow = WindowStart - 10
+	if _, err := deliver(t, s, f, cell.RelaySendme, nil); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("overflowing SENDME: %v", err)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	synctest.Test(t, testDeadlines)
+}
+
+func testDeadlines(t *testing.T) {
+	s, f := open(t)
+	s.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	_, err := s.Read(make([]byte, 10))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past deadline: %v", err)
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatal("deadline error is not a timeout")
+	}
+	// Clearing the deadline makes reads block again until data comes.
+	s.SetReadDeadline(time.Time{})
+	go func() {
+		time.Sleep(time.Hour) // fake time: runs once the reader blocks
+		c, _ := f.pool.Get(context.Background())
+		c.SetRelayBody(1, cell.CmdRelay, cell.RelayData, s.ID(), []byte("late"))
+		_, b, _ := c.RelayBody()
+		s.HandleRelay(c, cell.RelayData, b)
+	}()
+	buf := make([]byte, 10)
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("%q %v", buf[:n], err)
+	}
+	// A write blocked on the window gives up at its deadline.
+	s.packageWindow = 0
+	s.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := s.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write past deadline: %v", err)
+	}
+	// A deadline in the past fails at once.
+	s.SetReadDeadline(time.Now().Add(-time.Second))
+	if _, err := s.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseSendsEndAndDropsQueue(t *testing.T) {
+	s, f := open(t)
+	deliver(t, s, f, cell.RelayData, []byte("unread"))
+	blocked := make(chan error)
+	s.packageWindow = 0
+	go func() {
+		_, err := s.Write([]byte("x"))
+		blocked <- err
+	}()
+	// Whether or not the writer has blocked yet, Close must end it.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-blocked; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("blocked write: %v", err)
+	}
+	if _, _, ends := f.counts(); ends != 1 || f.ends[0] != cell.EndMisc {
+		t.Fatalf("ENDs %v", f.ends)
+	}
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatal("second Close")
+	}
+	if f.pool.Stats().InUse != 0 {
+		t.Fatal("queued cells not returned on Close")
+	}
+	// Late data for a closed stream is dropped, not an error.
+	if _, err := deliver(t, s, f, cell.RelayData, []byte("late")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProtocolViolations(t *testing.T) {
+	f := newSink()
+	s, _ := New(f, 1, nil)
+	if _, err := deliver(t, s, f, cell.RelayData, []byte("early")); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("DATA before CONNECTED: %v", err)
+	}
+	s2, f2 := open(t)
+	if _, err := deliver(t, s2, f2, cell.RelayConnected, nil); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("second CONNECTED: %v", err)
+	}
+	deliver(t, s2, f2, cell.RelayEnd, []byte{byte(cell.EndDone)})
+	if _, err := deliver(t, s2, f2, cell.RelayData, []byte("x")); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("DATA after END: %v", err)
+	}
+}
+
+// quota is a cell.Account that can be reclaimed.
+type quota struct {
+	mu      sync.Mutex
+	used    int64
+	limit   int64
+	p       cell.Participant
+	reclaim error
+	closed  bool
+}
+
+func (q *quota) Claim(n int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.reclaim != nil {
+		return q.reclaim
+	}
+	q.used += n
+	return nil
+}
+
+func (q *quota) Release(n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.used -= n
+}
+
+func (q *quota) Close() { q.mu.Lock(); q.closed = true; q.mu.Unlock() }
+
+func TestQuotaAccounting(t *testing.T) {
+	q := &quota{}
+	f := newSink()
+	s, err := New(f, 9, &Config{Quota: func(p cell.Participant) (cell.Account, error) { q.p = p; return q, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s, f, cell.RelayConnected, nil)
+	if _, ok := q.p.Oldest(); ok {
+		t.Fatal("empty stream reports data")
+	}
+	deliver(t, s, f, cell.RelayData, []byte("abc"))
+	deliver(t, s, f, cell.RelayData, []byte("def"))
+	if q.used != 2*cell.Len {
+		t.Fatalf("claimed %d", q.used)
+	}
+	if _, ok := q.p.Oldest(); !ok {
+		t.Fatal("queued data not reported")
+	}
+	buf := make([]byte, 4)
+	io.ReadFull(s, buf)
+	if q.used != cell.Len {
+		t.Fatalf("after reading one cell: %d", q.used)
+	}
+	// Reclaiming drops the queue, fails reads and writes, and sends END.
+	gone := errors.New("reclaimed")
+	q.reclaim = gone
+	q.p.Reclaimed(gone)
+	if q.used != 0 {
+		t.Fatalf("after reclaim: %d", q.used)
+	}
+	if _, err := s.Read(buf); !errors.Is(err, gone) {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(buf); !errors.Is(err, gone) {
+		t.Fatal(err)
+	}
+	if _, _, ends := f.counts(); ends != 1 {
+		t.Fatal("no END after reclaim")
+	}
+	s.Close()
+	if !q.closed {
+		t.Fatal("account not closed")
+	}
+	if _, _, ends := f.counts(); ends != 1 {
+		t.Fatal("Close sent a second END")
+	}
+}
+
+func TestWriteOpensAfterConnected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newSink()
+		s, _ := New(f, 5, nil)
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Write([]byte("no optimistic data: waits"))
+			done <- err
+		}()
+		synctest.Wait()
+		if n, _, _ := f.counts(); n != 0 {
+			t.Fatal("DATA sent before CONNECTED")
+		}
+		deliver(t, s, f, cell.RelayConnected, nil)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
