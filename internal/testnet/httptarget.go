@@ -73,6 +73,9 @@ func (b *bodyContent) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if b.name == "hello.txt" {
 		n := copy(p, helloText[off:])
+		if off+int64(n) == b.size {
+			return n, io.EOF
+		}
 		return n, nil
 	}
 	var in [len(bodySeed) + 32 + 8]byte
