@@ -143,19 +143,20 @@ func runDirVerify(args []string, stdout, stderr io.Writer) int {
 
 	c, checkErr := u.Check(now, trusted, certs)
 	rep := verifyReport{
-		Valid:        checkErr == nil,
-		Now:          now.Format(time.RFC3339),
-		ValidAfter:   u.ValidAfter().Format(time.RFC3339),
-		FreshUntil:   u.FreshUntil().Format(time.RFC3339),
-		ValidUntil:   u.ValidUntil().Format(time.RFC3339),
-		Relays:       u.NumRelays(),
-		Signatures:   len(u.Signatures()),
-		CertsUsable:  len(certs),
-		CertsSkipped: skipped,
-		SHA3Signed:   fmt.Sprintf("%X", u.Digests().SignedSHA3),
-		SHA3Full:     fmt.Sprintf("%X", u.Digests().FullSHA3),
-		SignedBy:     []string{},
-		MissingCerts: []verifyCertKey{},
+		Valid:           checkErr == nil,
+		Now:             now.Format(time.RFC3339),
+		ValidAfter:      u.ValidAfter().Format(time.RFC3339),
+		FreshUntil:      u.FreshUntil().Format(time.RFC3339),
+		ValidUntil:      u.ValidUntil().Format(time.RFC3339),
+		Relays:          u.NumRelays(),
+		Signatures:      len(u.Signatures()),
+		CertsUsable:     len(certs),
+		CertsSkipped:    skipped,
+		SHA3Signed:      fmt.Sprintf("%X", u.Digests().SignedSHA3),
+		SHA3Full:        fmt.Sprintf("%X", u.Digests().FullSHA3),
+		SignedBy:        []string{},
+		MissingCerts:    []verifyCertKey{},
+		SignatureStatus: []verifySigStatus{},
 	}
 	for _, k := range u.MissingCerts(trusted, certs) {
 		rep.MissingCerts = append(rep.MissingCerts, verifyCertKey{fmt.Sprintf("%X", k.Identity), fmt.Sprintf("%X", k.SigningKeyDigest)})

@@ -398,7 +398,7 @@ func (p *consensusParser) item(it item) error {
 		if p.sec != secSignatures {
 			p.signedEnd = it.start + len("directory-signature ")
 			if it.lineEnd-it.start <= len("directory-signature ") || p.t.doc[p.signedEnd-1] != ' ' {
-				return p.errf(it.line, "directory-signature without arguments")
+				return p.errf(it.line, "directory-signature must be followed by a space and arguments")
 			}
 		}
 		p.sec = secSignatures
