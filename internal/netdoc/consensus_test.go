@@ -2,7 +2,6 @@ package netdoc
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -237,12 +236,4 @@ func mustB64(t testing.TB, s string) []byte {
 		t.Fatalf("bad base64 %q", s)
 	}
 	return b[:]
-}
-
-func mustHex(s string) []byte {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		panic(err)
-	}
-	return b
 }

@@ -118,19 +118,13 @@ func (p *Protocols) String() string {
 	if p == nil {
 		return ""
 	}
-	type ent struct {
-		name string
-		mask uint64
-	}
-	var ents []ent
+	var ents []namedProto
 	for i, m := range p.known {
 		if m != 0 {
-			ents = append(ents, ent{protoNames[i], m})
+			ents = append(ents, namedProto{protoNames[i], m})
 		}
 	}
-	for _, u := range p.unknown {
-		ents = append(ents, ent{u.name, u.mask})
-	}
+	ents = append(ents, p.unknown...)
 	// Small n: insertion sort keeps the dependency list short.
 	for i := 1; i < len(ents); i++ {
 		for j := i; j > 0 && ents[j].name < ents[j-1].name; j-- {

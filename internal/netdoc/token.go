@@ -99,16 +99,6 @@ func (t *tokenizer) peekPrefix(prefix []byte) bool {
 	return bytes.HasPrefix(t.doc[t.pos:], prefix)
 }
 
-// atEnd reports whether only blank lines remain.
-func (t *tokenizer) atEnd() bool {
-	for _, c := range t.doc[t.pos:] {
-		if c != '\n' {
-			return false
-		}
-	}
-	return true
-}
-
 // next returns the next item; ok is false at the end of the document.
 func (t *tokenizer) next() (it item, ok bool, err error) {
 	var l []byte

@@ -227,8 +227,7 @@ func parseIPv6(b []byte) (netip.Addr, bool) {
 			q := v4.As4()
 			copy(a[n:], q[:])
 			n += 4
-			i = len(b)
-			break
+			break // the dotted quad consumed the rest of b
 		}
 		if i == start || i-start > 4 || n >= 16 {
 			return netip.Addr{}, false
