@@ -17,6 +17,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/onionlite/onionlite/dircache/internal/tuning"
 )
 
 // Options configures Open. The zero value is the tuned default.
@@ -79,33 +81,6 @@ type DB struct {
 
 var _ Store = (*DB)(nil)
 
-// tunedOptions are the badger options for a small-memory client; each
-// choice is measured in docs/dircache.md.
-func tunedOptions(dir string, logf func(string, ...any), sync bool) badger.Options {
-	return badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{logf}).
-		WithLoggingLevel(badger.WARNING).
-		WithMemTableSize(4 << 20).
-		WithNumMemtables(1).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithBaseTableSize(1 << 20).
-		WithBaseLevelSize(4 << 20).
-		WithMaxLevels(4).
-		WithValueThreshold(512 << 10).
-		WithValueLogFileSize(4 << 20).
-		WithBlockCacheSize(0).
-		WithIndexCacheSize(0).
-		WithCompression(options.None).
-		WithNumCompactors(2).
-		WithNumGoroutines(1).
-		WithMetricsEnabled(false).
-		WithDetectConflicts(false).
-		WithSyncWrites(sync).
-		WithVerifyValueChecksum(true).
-		WithChecksumVerificationMode(options.OnBlockRead)
-}
-
 type badgerLogger struct{ logf func(string, ...any) }
 
 func (l badgerLogger) Errorf(f string, a ...any)   { l.logf("dircache: badger: "+f, a...) }
@@ -145,7 +120,7 @@ func Open(dir string, o Options) (_ *DB, err error) {
 	removeTemps(dir, logf)
 
 	bdir := filepath.Join(dir, badgerName)
-	bopt := tunedOptions(bdir, logf, o.SyncWrites)
+	bopt := tuning.Options(bdir, badgerLogger{logf}, o.SyncWrites)
 	if o.Badger != nil {
 		bopt = o.Badger(bopt)
 		if bopt.Compression != options.None || len(bopt.EncryptionKey) > 0 || bopt.InMemory || bopt.ReadOnly {
@@ -266,14 +241,16 @@ func readOpening(path string) int {
 		return 0
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || n < 0 {
-		return crashLoopLimit // unreadable: it was there, so something went wrong
+	if err != nil || n < 1 {
+		return 1 // torn write: it was there, so one open did not finish
 	}
 	return n
 }
 
+// writeOpening writes the marker without fsync: it is a hint, and a torn
+// one reads as a single unfinished open.
 func writeOpening(path string, n int) error {
-	if err := writeFileSync(path, []byte(strconv.Itoa(n)+"\n")); err != nil {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n)+"\n"), 0o600); err != nil {
 		return fsErr("write marker", err)
 	}
 	return nil

@@ -1,0 +1,47 @@
+package tuning
+
+import (
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// ValueThreshold is the largest value badger keeps inside its LSM tables.
+// Every microdescriptor, certificate and small state value is below it,
+// so badger's value log stays empty and never needs garbage collection.
+const ValueThreshold = 512 << 10
+
+// Options returns the tuned options for a badger directory dir. The
+// numbers behind each choice are in docs/dircache.md.
+func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(logger).
+		WithLoggingLevel(badger.WARNING).
+		// Memory: one small memtable (its arena is allocated at open, its
+		// log file mapped), no block or index cache.
+		WithMemTableSize(4 << 20).
+		WithNumMemtables(1).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithCompression(options.None).
+		// Small tables and few levels for a cache of a few to a few tens
+		// of MB.
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(4 << 20).
+		WithMaxLevels(4).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2). // 1 is rejected; 0 stalls writes forever at the L0 limit
+		// Values stay in the LSM; the value log only gets what exceeds
+		// the threshold (state values over 512 KiB), so keep it small:
+		// a new one is created and mapped at every open.
+		WithValueThreshold(ValueThreshold).
+		WithValueLogFileSize(4 << 20).
+		WithNumGoroutines(1).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false).
+		WithSyncWrites(syncWrites).
+		// Damage is an error, never garbage: checksums on every block
+		// and value read (tables are checked whole before open).
+		WithVerifyValueChecksum(true).
+		WithChecksumVerificationMode(options.OnBlockRead)
+}
