@@ -40,7 +40,13 @@ type Microdesc struct {
 	// one); invalid (zero) if none.
 	IPv6       netip.AddrPort
 	lastListed int64 // unix seconds; 0 if none
+	start, end int   // extent of the text in the parsed batch
 }
+
+// Extent returns where the microdescriptor's text lies in the batch it was
+// parsed from: batch[start:end] is exactly the text Digest covers, so a
+// cache can store it without re-serialising.
+func (m *Microdesc) Extent() (start, end int) { return m.start, m.end }
 
 // LastListed returns the "@last-listed" annotation time of a cached
 // microdescriptor, or the zero Time.
@@ -239,6 +245,7 @@ func (p *mdParser) end(off int) {
 	}
 	p.in = false
 	p.md.Digest = sha256.Sum256(p.t.doc[p.start:off])
+	p.md.start, p.md.end = p.start, off
 	if p.err == nil && p.seen&mNtor == 0 {
 		p.err = parseErr(docMicrodesc, p.line, "microdescriptor lacks ntor-onion-key")
 	}

@@ -347,3 +347,20 @@ func TestMicrodescSyntaxErrors(t *testing.T) {
 		t.Errorf("empty batch: %v, %d", err, len(mds))
 	}
 }
+
+func TestMicrodescExtent(t *testing.T) {
+	batch := realDoc(t, "2019-12-15-full-md-set/cached-microdescs.new")
+	mds, err := ParseMicrodescs(batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range mds {
+		s, e := mds[i].Extent()
+		if sha256.Sum256(batch[s:e]) != mds[i].Digest {
+			t.Fatalf("md %d: extent [%d,%d) does not hash to its digest", i, s, e)
+		}
+		if bytes.HasPrefix(batch[s:e], []byte("@")) {
+			t.Fatalf("md %d: extent includes an annotation", i)
+		}
+	}
+}
