@@ -141,18 +141,17 @@ func (c *Client) Encode(b []byte, r *Request) []byte {
 const httpTime = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // Do sends r over conn, reads the whole answer and closes nothing: the
-// caller owns conn. The context's deadline and cancellation interrupt
-// blocked I/O through conn's deadlines.
+// caller owns conn. When the context is done, blocked I/O is interrupted by
+// setting conn's deadline into the past.
 //
 // On a read error after the headers, Do returns the Response holding the
 // decompressed prefix received so far together with the error, so a caller
 // can keep complete documents from a truncated batch. Any error other than
 // a *StatusError means the stream should not be reused.
 func (c *Client) Do(ctx context.Context, conn net.Conn, r *Request) (*Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-		defer conn.SetDeadline(time.Time{})
-	}
+	// The context interrupts blocked I/O by moving conn's deadline into
+	// the past when it is done; conn's own deadlines are left to the
+	// caller (they may be on a clock other than the context's).
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	resp, err := c.do(conn, r)
