@@ -241,9 +241,16 @@ func (ch *Channel) readResponderCells(t Target, linkCert []byte) error {
 	}
 }
 
+// testHookCerts, when set by a test, sees every CERTS payload and TLS
+// certificate before they are checked.
+var testHookCerts func(payload, linkCert []byte)
+
 // checkCerts verifies a CERTS payload against the TLS certificate and the
 // expected identities.
 func (ch *Channel) checkCerts(p []byte, t Target, linkCert []byte) error {
+	if testHookCerts != nil {
+		testHookCerts(p, linkCert)
+	}
 	entries, err := cell.ParseCerts(p)
 	if err != nil {
 		return protoErr("CERTS: %v", err)

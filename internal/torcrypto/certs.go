@@ -241,11 +241,8 @@ func (rc ResponderCerts) Verify(tlsCert []byte, now time.Time) (RelayIdentity, e
 	case rc.Crosscert == nil:
 		return id, certErr("no RSA->Ed25519 cross-certificate")
 	}
-	rsaPub, err := CheckRSAIdentityCert(rc.RSAIdentity, now)
-	if err != nil {
-		return id, err
-	}
-
+	// Cheap checks first: the Ed25519 chain and the TLS binding, then
+	// the RSA certificates.
 	idSign, err := ParseEd25519Cert(rc.IDToSigning)
 	if err != nil {
 		return id, err
@@ -282,6 +279,10 @@ func (rc ResponderCerts) Verify(tlsCert []byte, now time.Time) (RelayIdentity, e
 	}
 	if !Equal(cross.Ed25519[:], idSign.SignedWith) {
 		return id, certErr("cross-certificate certifies a different Ed25519 identity")
+	}
+	rsaPub, err := CheckRSAIdentityCert(rc.RSAIdentity, now)
+	if err != nil {
+		return id, err
 	}
 	if err := cross.Check(rsaPub, now); err != nil {
 		return id, err
