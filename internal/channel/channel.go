@@ -140,9 +140,23 @@ type queued struct {
 	at time.Time
 }
 
-// ErrClosed is wrapped by the error of operations on a closed channel. It
-// wraps net.ErrClosed.
-var ErrClosed = fmt.Errorf("channel closed: %w", net.ErrClosed)
+// ErrClosed is wrapped by the error of operations on a closed channel.
+// errors.Is(ErrClosed, net.ErrClosed) holds.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "channel closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// closedErr is the error for an operation on a channel that closed with
+// cause.
+func closedErr(cause error) error {
+	if cause == ErrClosed {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w (%w)", ErrClosed, cause)
+}
 
 // Dial connects to t with cfg (nil means the zero Config) and completes the
 // link handshake. ctx bounds the connection and the handshake.
@@ -272,7 +286,7 @@ func (ch *Channel) AddCircuit(h Handler) (uint32, error) {
 		if ch.err != nil {
 			err := ch.err
 			ch.mu.Unlock()
-			return 0, fmt.Errorf("%w: %w", ErrClosed, err)
+			return 0, closedErr(err)
 		}
 		if _, used := ch.circuits[id]; !used {
 			ch.circuits[id] = h
@@ -297,7 +311,7 @@ func (ch *Channel) Send(c *cell.Cell) error {
 	if err := ch.acct.Claim(cell.Len); err != nil {
 		ch.cfg.Pool.Put(c)
 		ch.fail(err)
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+		return closedErr(err)
 	}
 	now := ch.cfg.Clock.Now()
 	ch.mu.Lock()
@@ -306,7 +320,7 @@ func (ch *Channel) Send(c *cell.Cell) error {
 		ch.mu.Unlock()
 		ch.acct.Release(cell.Len)
 		ch.cfg.Pool.Put(c)
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+		return closedErr(err)
 	}
 	ch.outq = append(ch.outq, queued{c: c, at: now})
 	ch.mu.Unlock()
@@ -327,7 +341,7 @@ func (ch *Channel) WaitWritable(ctx context.Context) error {
 		if ch.err != nil {
 			err := ch.err
 			ch.mu.Unlock()
-			return fmt.Errorf("%w: %w", ErrClosed, err)
+			return closedErr(err)
 		}
 		if len(ch.outq)-ch.head < ch.cfg.HighWater {
 			ch.mu.Unlock()

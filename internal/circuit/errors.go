@@ -8,9 +8,14 @@ import (
 	"github.com/onionlite/onionlite/internal/cell"
 )
 
-// ErrClosed is the error of a circuit closed locally. It wraps
-// net.ErrClosed.
-var ErrClosed = fmt.Errorf("circuit closed: %w", net.ErrClosed)
+// ErrClosed is the error of a circuit closed locally.
+// errors.Is(ErrClosed, net.ErrClosed) holds.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "circuit closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }
 
 // ErrProtocol is wrapped by the error of a circuit closed because a relay
 // broke the protocol.
@@ -39,7 +44,7 @@ func (e *DestroyedError) Error() string {
 // ChannelClosedError is a circuit that died with its channel.
 type ChannelClosedError struct{ Err error }
 
-func (e *ChannelClosedError) Error() string { return "circuit: channel closed: " + e.Err.Error() }
+func (e *ChannelClosedError) Error() string { return "circuit: lost its channel: " + e.Err.Error() }
 
 // Unwrap returns the channel's error.
 func (e *ChannelClosedError) Unwrap() error { return e.Err }

@@ -25,6 +25,8 @@ import (
 	"github.com/onionlite/onionlite/internal/circuit"
 	"github.com/onionlite/onionlite/internal/stream"
 	"github.com/onionlite/onionlite/internal/testnet"
+	"github.com/onionlite/onionlite/internal/testnet/slowlink"
+	"github.com/onionlite/onionlite/transport"
 )
 
 func TestMain(m *testing.M) { testnet.Main(m, testnet.Config{}) }
@@ -436,4 +438,102 @@ func BenchmarkThreeHopDownload(b *testing.B) {
 		c.Close()
 		ch.Close()
 	}
+}
+
+// TestThroughShapingProxy runs a channel through the test network's
+// shaping SOCKS5 proxy (transport.SOCKS5 as the injected dialer): a
+// consensus fetch over a 20 ms, 2 Mbit/s link with socket counters that
+// agree with the proxy's, then a 1 MiB fetch on a connection the proxy
+// resets after 200 KB, which must fail with the channel's error.
+func TestThroughShapingProxy(t *testing.T) {
+	n := testnet.Shared(t)
+	check := testnet.CheckGoroutines(t)
+	defer check()
+
+	t.Run("shaped", func(t *testing.T) {
+		p, err := slowlink.New(slowlink.Config{Rate: 2_000_000, Delay: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		_, tg := relayOf(t, nodesByRole(n, testnet.Authority)[1])
+		cfg := &channel.Config{Dialer: &transport.SOCKS5{Addr: p.Addr()}}
+		ch, err := channel.Dial(ctxT(t, 30*time.Second), cfg, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := circuit.Create(ctxT(t, 30*time.Second), ch, circuit.Relay{RSAID: tg.RSAID}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.BeginDir(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetDeadline(time.Now().Add(time.Minute))
+		resp, body := httpGet(t, s, "127.0.0.1", "/tor/status-vote/current/consensus-microdesc")
+		if resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("network-status-version 3 microdesc")) {
+			t.Fatalf("%s %.40q", resp.Status, body)
+		}
+		s.Close()
+		c.Close()
+		ch.Close()
+		p.Close() // waits for the proxy's goroutines: its counters are final
+		cs, ps := ch.Stats(), p.Stats()
+		// Every byte we read crossed the proxy; the proxy may have
+		// delivered a few more (padding) that nobody read.
+		if cs.BytesRead > ps.Down || ps.Down-cs.BytesRead > 4096 || cs.BytesWritten > ps.Up+4096 || cs.BytesWritten < 1000 {
+			t.Fatalf("channel counted read %d written %d; proxy down %d up %d", cs.BytesRead, cs.BytesWritten, ps.Down, ps.Up)
+		}
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		p, err := slowlink.New(slowlink.Config{ResetAfter: 200 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		middles, exits := nodesByRole(n, testnet.Middle), nodesByRole(n, testnet.Exit)
+		guard, gt := relayOf(t, middles[2])
+		exit, _ := relayOf(t, exits[1])
+		ch, err := channel.Dial(ctxT(t, 30*time.Second), &channel.Config{Dialer: &transport.SOCKS5{Addr: p.Addr()}}, gt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		c, err := circuit.Create(ctxT(t, 30*time.Second), ch, guard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Extend(ctxT(t, 30*time.Second), exit); err != nil {
+			t.Fatal(err)
+		}
+		host, portStr, _ := net.SplitHostPort(n.HTTPTarget())
+		var port uint16
+		fmt.Sscan(portStr, &port)
+		s, err := c.Begin(ctxT(t, 30*time.Second), host, port, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintf(s, "GET /1MiB.bin HTTP/1.0\r\nHost: %s\r\n\r\n", n.HTTPTarget())
+		got, err := io.ReadAll(s)
+		var cc *circuit.ChannelClosedError
+		// How much arrives depends on what was in flight when the RST
+		// came; never the whole body.
+		if !errors.As(err, &cc) || len(got) >= 1<<20 || len(got) == 0 {
+			t.Fatalf("read %d bytes, then %v", len(got), err)
+		}
+		<-ch.Done()
+		if ps := p.Stats(); ps.Resets != 1 {
+			t.Fatalf("proxy resets %d", ps.Resets)
+		}
+		s.Close()
+	})
 }

@@ -48,9 +48,14 @@ var (
 	ErrExitMisc       error = &EndError{Reason: cell.EndMisc}
 )
 
-// ErrClosed is returned by operations on a stream closed locally. It wraps
-// net.ErrClosed.
-var ErrClosed = fmt.Errorf("stream closed: %w", net.ErrClosed)
+// ErrClosed is returned by operations on a stream closed locally.
+// errors.Is(ErrClosed, net.ErrClosed) holds.
+var ErrClosed error = closedError{}
+
+type closedError struct{}
+
+func (closedError) Error() string        { return "stream closed" }
+func (closedError) Is(target error) bool { return target == net.ErrClosed }
 
 // ErrProtocol is wrapped by errors HandleRelay returns for messages the
 // exit must not send; the circuit is then closed.
