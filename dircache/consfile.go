@@ -78,9 +78,12 @@ func getTime(b []byte) time.Time {
 
 func (cf *consFiles) encoder() (*zstd.Encoder, error) {
 	if cf.enc == nil {
+		// A 1 MiB window costs 0.2% in size on the 2026 consensus and
+		// keeps the encoder's retained state near 2 MB instead of 10 MB.
 		enc, err := zstd.NewWriter(nil,
 			zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithWindowSize(1<<20),
 			zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, err

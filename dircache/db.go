@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/skl"
 
 	"github.com/onionlite/onionlite/dircache/internal/tuning"
 )
@@ -75,6 +77,9 @@ type DB struct {
 	// rw: operations hold it shared, Close exclusively.
 	rw     sync.RWMutex
 	closed bool
+	// mdMu makes the read-then-write of last-listed times atomic
+	// against other writers of this store.
+	mdMu sync.Mutex
 
 	recovery error
 }
@@ -389,12 +394,15 @@ func bytesUnix(b []byte) (time.Time, bool) {
 // keeping each under badger's batch limit. fill must add everything about
 // one item in one call, so that each item is written atomically.
 func (db *DB) chunkedUpdate(n int, size func(i int) int, fill func(txn *badger.Txn, i int) error) error {
-	const budget = 256 << 10 // well under the 15%-of-memtable batch limit
+	// Half of badger's limits: a batch may hold 15% of the memtable, and
+	// each entry costs at least a skiplist node.
+	budget := int(db.bdb.Opts().MemTableSize) * 15 / 100 / 2
+	perEntry := max(64, int(skl.MaxNodeSize))
 	for i := 0; i < n; {
 		err := db.bdb.Update(func(txn *badger.Txn) error {
 			used := 0
-			for ; i < n && (used == 0 || used+size(i) <= budget); i++ {
-				used += size(i) + 64
+			for ; i < n && (used == 0 || used+size(i)+perEntry <= budget); i++ {
+				used += size(i) + 2*perEntry // an item may set two keys
 				if err := fill(txn, i); err != nil {
 					return err
 				}
@@ -416,6 +424,8 @@ func (db *DB) PutMicrodescs(listedAt time.Time, mds []Microdesc) error {
 		return err
 	}
 	defer db.end()
+	db.mdMu.Lock()
+	defer db.mdMu.Unlock()
 	at := unixBytes(listedAt)
 	return db.chunkedUpdate(len(mds), func(i int) int { return len(mds[i].Text) }, func(txn *badger.Txn, i int) error {
 		d := mds[i].Digest[:]
@@ -425,7 +435,9 @@ func (db *DB) PutMicrodescs(listedAt time.Time, mds []Microdesc) error {
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return err
 		}
-		if err := txn.Set(key(pfxMD, d), bytes.Clone(mds[i].Text)); err != nil {
+		// No copy: badger copies the value into its memtable and log
+		// before Update returns.
+		if err := txn.Set(key(pfxMD, d), mds[i].Text); err != nil {
 			return err
 		}
 		return txn.Set(lk, at)
@@ -448,28 +460,84 @@ func (db *DB) raiseListed(txn *badger.Txn, lk []byte, t time.Time, at []byte) er
 	return txn.Set(lk, at)
 }
 
+// scanLimit: above this many digests one walk over a key prefix beats a
+// Get per digest (a full consensus lists about 9,600).
+const scanLimit = 256
+
+// lookup reports which of ds have a key prefix+digest; val, if not nil,
+// gets the value of each one found (ok false if it cannot be read).
+func lookup(txn *badger.Txn, prefix byte, ds [][32]byte, val func(i int, v []byte, ok bool)) ([]bool, error) {
+	found := make([]bool, len(ds))
+	value := func(i int, item *badger.Item) {
+		if val == nil {
+			return
+		}
+		if err := item.Value(func(v []byte) error { val(i, v, true); return nil }); err != nil {
+			val(i, nil, false)
+		}
+	}
+	if len(ds) <= scanLimit {
+		k := make([]byte, 33)
+		k[0] = prefix
+		for i, d := range ds {
+			copy(k[1:], d[:])
+			item, err := txn.Get(k)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			found[i] = true
+			value(i, item)
+		}
+		return found, nil
+	}
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ds[a][:], ds[b][:]) })
+	opt := badger.DefaultIteratorOptions
+	opt.PrefetchValues = false
+	opt.Prefix = []byte{prefix}
+	it := txn.NewIterator(opt)
+	defer it.Close()
+	j := 0
+	for it.Rewind(); it.Valid() && j < len(order); it.Next() {
+		k := it.Item().Key()
+		if len(k) != 33 {
+			continue
+		}
+		for j < len(order) && bytes.Compare(ds[order[j]][:], k[1:]) < 0 {
+			j++
+		}
+		for ; j < len(order) && bytes.Equal(ds[order[j]][:], k[1:]); j++ {
+			found[order[j]] = true
+			value(order[j], it.Item())
+		}
+	}
+	return found, nil
+}
+
 func (db *DB) MissingMicrodescs(want [][32]byte) ([][32]byte, error) {
 	if err := db.begin(); err != nil {
 		return nil, err
 	}
 	defer db.end()
-	var missing [][32]byte
-	k := make([]byte, 33)
-	k[0] = pfxMD
-	err := db.bdb.View(func(txn *badger.Txn) error {
-		for _, d := range want {
-			copy(k[1:], d[:])
-			_, err := txn.Get(k)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				missing = append(missing, d)
-			} else if err != nil {
-				return err
-			}
-		}
-		return nil
+	var found []bool
+	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+		found, err = lookup(txn, pfxMD, want, nil)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dircache: read: %w", err)
+	}
+	var missing [][32]byte
+	for i, ok := range found {
+		if !ok {
+			missing = append(missing, want[i])
+		}
 	}
 	return missing, nil
 }
@@ -479,15 +547,33 @@ func (db *DB) MarkListed(at time.Time, digests [][32]byte) error {
 		return err
 	}
 	defer db.end()
-	ab := unixBytes(at)
-	return db.chunkedUpdate(len(digests), func(int) int { return 16 }, func(txn *badger.Txn, i int) error {
-		d := digests[i][:]
-		if _, err := txn.Get(key(pfxMD, d)); errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		} else if err != nil {
+	db.mdMu.Lock()
+	defer db.mdMu.Unlock()
+	var have, listed []bool
+	old := make([]time.Time, len(digests))
+	err := db.bdb.View(func(txn *badger.Txn) (err error) {
+		if have, err = lookup(txn, pfxMD, digests, nil); err != nil {
 			return err
 		}
-		return db.raiseListed(txn, key(pfxListed, d), at, ab)
+		listed, err = lookup(txn, pfxListed, digests, func(i int, v []byte, ok bool) {
+			if t, ok2 := bytesUnix(v); ok && ok2 {
+				old[i] = t
+			}
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dircache: read: %w", err)
+	}
+	var todo [][]byte
+	for i := range digests {
+		if have[i] && (!listed[i] || old[i].IsZero() || at.After(old[i])) {
+			todo = append(todo, key(pfxListed, digests[i][:]))
+		}
+	}
+	ab := unixBytes(at)
+	return db.chunkedUpdate(len(todo), func(int) int { return 16 }, func(txn *badger.Txn, i int) error {
+		return txn.Set(todo[i], ab)
 	})
 }
 
@@ -570,6 +656,8 @@ func (db *DB) PruneMicrodescs(keep func([32]byte) bool, cutoff time.Time) (int, 
 		return 0, err
 	}
 	defer db.end()
+	db.mdMu.Lock()
+	defer db.mdMu.Unlock()
 	listed := map[[32]byte]time.Time{}
 	var del [][]byte
 	removed := 0

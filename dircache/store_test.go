@@ -275,6 +275,52 @@ func testStore(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("many", func(t *testing.T) {
+		// Enough digests for the DB to walk the keys instead of Get.
+		s := open(t)
+		defer s.Close()
+		var mds []Microdesc
+		var want, unknown [][32]byte
+		for i := range 700 {
+			md := synthMD(fmt.Sprint("many", i), 300)
+			if i%7 == 3 {
+				unknown = append(unknown, md.Digest)
+			} else {
+				mds = append(mds, md)
+			}
+			want = append(want, md.Digest)
+		}
+		want = append(want, want[11], want[3]) // duplicates: one stored, one unknown
+		unknown = append(unknown, want[3])
+		if err := s.PutMicrodescs(t0, mds); err != nil {
+			t.Fatal(err)
+		}
+		missing, err := s.MissingMicrodescs(want)
+		if err != nil || !slices.Equal(missing, unknown) {
+			t.Fatalf("missing %d (want %d), %v", len(missing), len(unknown), err)
+		}
+		// Mark the first half later; prune at t0+1h keeps exactly them.
+		if err := s.MarkListed(t0.Add(2*time.Hour), want[:350]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkListed(t0.Add(time.Hour), want[:350]); err != nil { // never moves back
+			t.Fatal(err)
+		}
+		n, err := s.PruneMicrodescs(nil, t0.Add(90*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := 0
+		for i := range 350 {
+			if i%7 != 3 {
+				kept++
+			}
+		}
+		if got := collect(t, s); len(got) != kept || n != len(mds)-kept {
+			t.Fatalf("%d kept (want %d), %d pruned", len(got), kept, n)
+		}
+	})
+
 	t.Run("certs", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()

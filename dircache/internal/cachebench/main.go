@@ -44,6 +44,9 @@ var variants = []variant{
 	{name: "memtable-64MiB", note: "chosen, MemTableSize 64 MiB (default)", tune: func(o badger.Options) badger.Options {
 		return o.WithMemTableSize(64 << 20)
 	}},
+	{name: "memtable-4MiB", note: "chosen, MemTableSize 4 MiB (ValueThreshold 512 KiB)", tune: func(o badger.Options) badger.Options {
+		return o.WithMemTableSize(4 << 20).WithValueThreshold(512 << 10)
+	}},
 	{name: "memtable-1MiB", note: "chosen, MemTableSize 1 MiB (ValueThreshold 128 KiB to fit)", tune: func(o badger.Options) badger.Options {
 		return o.WithMemTableSize(1 << 20).WithValueThreshold(128 << 10)
 	}},

@@ -8,7 +8,7 @@ import (
 // ValueThreshold is the largest value badger keeps inside its LSM tables.
 // Every microdescriptor, certificate and small state value is below it,
 // so badger's value log stays empty and never needs garbage collection.
-const ValueThreshold = 512 << 10
+const ValueThreshold = 256 << 10
 
 // Options returns the tuned options for a badger directory dir. The
 // numbers behind each choice are in docs/dircache.md.
@@ -18,7 +18,7 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithLoggingLevel(badger.WARNING).
 		// Memory: one small memtable (its arena is allocated at open, its
 		// log file mapped), no block or index cache.
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(2 << 20).
 		WithNumMemtables(1).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
@@ -32,7 +32,7 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2). // 1 is rejected; 0 stalls writes forever at the L0 limit
 		// Values stay in the LSM; the value log only gets what exceeds
-		// the threshold (state values over 512 KiB), so keep it small:
+		// the threshold (state values over 256 KiB), so keep it small:
 		// a new one is created and mapped at every open.
 		WithValueThreshold(ValueThreshold).
 		WithValueLogFileSize(4 << 20).
