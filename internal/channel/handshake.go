@@ -81,7 +81,10 @@ func (ch *Channel) handshake(ctx context.Context, t Target) error {
 		ServerName:             sni,
 		MinVersion:             tls.VersionTLS12,
 		SessionTicketsDisabled: true, // tor-spec 2.2: no session resumption
-		Time:                   ch.cfg.Clock.Now,
+		// One batch of cells is one full record: fewer record headers
+		// on slow links than Go's slow-start record sizes.
+		DynamicRecordSizingDisabled: true,
+		Time:                        ch.cfg.Clock.Now,
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("channel: TLS: %w", err)
