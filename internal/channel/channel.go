@@ -41,10 +41,27 @@ type Config struct {
 	// HighWater is the outbound queue length, in cells, at which
 	// WaitWritable starts to block. Zero means 256.
 	HighWater int
+	// Padding chooses what the relay is asked about link padding
+	// (padding-spec 2.5). The zero value leaves the relay to pad as the
+	// consensus says. onionlite itself never sends link padding.
+	Padding Padding
 	// Logf logs debugging events; nil discards them. Addresses are never
 	// logged.
 	Logf func(format string, args ...any)
 }
+
+// Padding is a link padding policy.
+type Padding uint8
+
+const (
+	// PaddingDefault sends no PADDING_NEGOTIATE: the relay pads an idle
+	// link every 1.5-9.5 s (consensus nf_ito_low/high).
+	PaddingDefault Padding = iota
+	// PaddingOff asks the relay to stop padding (PADDING_NEGOTIATE STOP),
+	// saving bytes and radio wake-ups on mobile links at some cost in
+	// traffic-analysis resistance.
+	PaddingOff
+)
 
 func (c *Config) withDefaults() Config {
 	var out Config
@@ -523,9 +540,14 @@ func (ch *Channel) readCells() error {
 				continue
 			}
 			h.HandleCell(c)
+		case cell.CmdPaddingNegotiate:
+			// padding-spec 2.5: clients MUST reject padding negotiation
+			// from relays and close the channel.
+			pool.Put(c)
+			return protoErr("relay sent PADDING_NEGOTIATE")
 		default:
-			// PADDING, late NETINFO, PADDING_NEGOTIATE, CREATE* (a
-			// client accepts no circuits), unknown commands.
+			// PADDING, late NETINFO, CREATE* (a client accepts no
+			// circuits), unknown commands.
 			pool.Put(c)
 		}
 	}

@@ -343,6 +343,46 @@ func TestWriteBatching(t *testing.T) {
 	}
 }
 
+func TestPaddingNegotiation(t *testing.T) {
+	fakeRelayKeys(t)
+	got := make(chan []byte, 2)
+	release := make(chan struct{})
+	cc, done := fakeDial(t, func(r *responder) {
+		r.readVersions()
+		r.writeVar(2, cell.CmdVersions, cell.AppendVersions(nil, []uint16{5}))
+		r.writeVar(4, cell.CmdCerts, fake.certs)
+		r.writeFixed(0, cell.CmdNetinfo, mustNetinfo(cell.Netinfo{}))
+		for i := 0; i < 2; i++ {
+			c, err := r.readCell()
+			if err != nil {
+				break
+			}
+			got <- append([]byte{byte(c.Command())}, c.Payload()[:6]...)
+		}
+		<-release
+		// A relay must not negotiate padding with a client.
+		r.writeFixed(0, cell.CmdPaddingNegotiate, []byte{0, 2, 0, 0, 0, 0})
+		r.readCell()
+	})
+	ch, err := Client(context.Background(), &Config{Padding: PaddingOff}, cc, fakeTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; cell.Command(b[0]) != cell.CmdNetinfo {
+		t.Fatalf("first cell %v", cell.Command(b[0]))
+	}
+	if b := <-got; cell.Command(b[0]) != cell.CmdPaddingNegotiate || !bytes.Equal(b[1:], []byte{0, 1, 0, 0, 0, 0}) {
+		t.Fatalf("second cell %x, want PADDING_NEGOTIATE STOP", b)
+	}
+	close(release)
+	<-ch.Done()
+	if !errors.Is(ch.Err(), ErrProtocol) {
+		t.Fatalf("channel error %v", ch.Err())
+	}
+	ch.Close()
+	<-done
+}
+
 func TestFakeHandshakeViolations(t *testing.T) {
 	fakeRelayKeys(t)
 	cases := map[string]struct {

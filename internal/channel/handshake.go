@@ -121,7 +121,15 @@ func (ch *Channel) handshake(ctx context.Context, t Target) error {
 	if err := c.SetPayload(0, cell.CmdNetinfo, p); err != nil {
 		return err
 	}
-	if _, err := tc.Write(c[:]); err != nil {
+	out := c[:]
+	if ch.cfg.Padding == PaddingOff && ch.linkVersion >= 5 {
+		// Right after NETINFO, as tor does (padding-spec 2.5):
+		// version 0, command STOP, no timeouts.
+		var pn cell.Cell
+		pn.SetPayload(0, cell.CmdPaddingNegotiate, []byte{0, 1, 0, 0, 0, 0})
+		out = append(out, pn[:]...)
+	}
+	if _, err := tc.Write(out); err != nil {
 		return fmt.Errorf("channel: sending NETINFO: %w", err)
 	}
 	return nil

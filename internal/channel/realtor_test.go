@@ -250,3 +250,30 @@ func (r *recorder) next(t *testing.T) *cell.Cell {
 	}
 	return nil
 }
+
+// TestRealRelayPaddingOff asks a real relay to stop padding; the link
+// stays usable (a circuit still builds on it).
+func TestRealRelayPaddingOff(t *testing.T) {
+	n := testnet.Shared(t)
+	check := testnet.CheckGoroutines(t)
+	defer check()
+	ch, err := dial(t, &channel.Config{Padding: channel.PaddingOff}, target(t, n.Nodes()[5]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	h := &recorder{cells: make(chan *cell.Cell, 4), closed: make(chan error, 1), pool: ch.Pool()}
+	id, _ := ch.AddCircuit(h)
+	fc, _ := torcrypto.NewFastClient(nil)
+	c, _ := ch.Pool().Get(context.Background())
+	c.SetPayload(id, cell.CmdCreateFast, fc.Handshake())
+	ch.Send(c)
+	reply := h.next(t)
+	if reply.Command() != cell.CmdCreatedFast {
+		t.Fatalf("got %v", reply.Command())
+	}
+	ch.Pool().Put(reply)
+	if ch.Err() != nil {
+		t.Fatal(ch.Err())
+	}
+}
