@@ -225,11 +225,13 @@ func client(ctx context.Context, cfg *Config, raw net.Conn, t Target) (ch *Chann
 	}
 	raw.SetDeadline(time.Time{})
 
+	// The context exists before the quota can call Reclaimed.
+	ch.ctx, ch.cancel = context.WithCancelCause(context.Background())
 	ch.acct, err = cfg.Quota.Register(ch)
 	if err != nil {
+		ch.cancel(err)
 		return nil, fmt.Errorf("channel: memory quota: %w", err)
 	}
-	ch.ctx, ch.cancel = context.WithCancelCause(context.Background())
 	ch.writerDone = make(chan struct{})
 	ch.wg.Add(2)
 	go ch.readLoop()

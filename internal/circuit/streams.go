@@ -67,34 +67,66 @@ func (c *Circuit) SendEnd(id uint16, reason cell.EndReason) {
 	c.send(c.ctx, e.(*streamEntry).hop, id, nil, cell.RelayEnd, []byte{byte(reason)}, sendOpts{buf: b})
 }
 
-// addStream registers e under a fresh stream ID on the last hop.
+// reserved holds a stream ID while its entry is being made.
+type reserved struct{}
+
+func (reserved) HandleRelay(*cell.Cell, cell.RelayCmd, []byte) (bool, bool, error) {
+	return false, false, nil
+}
+func (reserved) CircuitClosed(error) {}
+
+// addStream registers the entry mk makes under a fresh stream ID on the
+// last hop. mk runs without the circuit's lock (a memory quota may call
+// back into the stream while it registers).
 func (c *Circuit) addStream(mk func(id uint16) (entry, error)) (uint16, int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err != nil {
+		defer c.mu.Unlock()
 		return 0, 0, c.err
 	}
 	if len(c.hops) == 0 {
+		c.mu.Unlock()
 		return 0, 0, errors.New("circuit: no hops")
 	}
-	for tries := 0; tries < 1<<16; tries++ {
+	var id uint16
+	for tries := 0; ; tries++ {
+		if tries == 1<<16 {
+			c.mu.Unlock()
+			return 0, 0, errors.New("circuit: no free stream ID")
+		}
 		c.nextStream++
-		id := c.nextStream
-		if id == 0 {
-			continue
+		if _, used := c.streams[c.nextStream]; c.nextStream != 0 && !used {
+			id = c.nextStream
+			break
 		}
-		if _, used := c.streams[id]; used {
-			continue
-		}
-		e, err := mk(id)
-		if err != nil {
-			return 0, 0, err
-		}
-		hop := len(c.hops) - 1
-		c.streams[id] = &streamEntry{entry: e, hop: hop}
-		return id, hop, nil
 	}
-	return 0, 0, errors.New("circuit: no free stream ID")
+	hop := len(c.hops) - 1
+	slot := &streamEntry{entry: reserved{}, hop: hop}
+	c.streams[id] = slot
+	c.mu.Unlock()
+
+	e, err := mk(id)
+	c.mu.Lock()
+	dead := err == nil && c.err != nil
+	if dead {
+		err = c.err
+	}
+	if c.streams[id] == entry(slot) {
+		if err != nil {
+			delete(c.streams, id)
+		} else {
+			c.streams[id] = &streamEntry{entry: e, hop: hop}
+		}
+	}
+	c.mu.Unlock()
+	if dead {
+		// The circuit died while the entry was made.
+		e.CircuitClosed(err)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return id, hop, nil
 }
 
 // openStream sends msg on a new stream and waits for CONNECTED.
