@@ -90,8 +90,8 @@ type Circuit struct {
 	pool  *cell.Pool
 	rand  io.Reader
 	cfg   Config
-	id    uint32
-	ctlMu sync.Mutex // one Create/Extend at a time
+	id    atomic.Uint32 // set once the link registered the circuit
+	ctlMu sync.Mutex    // one Create/Extend at a time
 
 	sendMu    sync.Mutex // encryption + queueing order; forward crypto
 	earlyLeft int        // RELAY_EARLY budget, guarded by sendMu
@@ -115,9 +115,6 @@ type Circuit struct {
 type hop struct {
 	relay Relay
 	flow  flowControl
-	// ccSendmeInc is the congestion-control SENDME increment the exit
-	// offered in its ntor-v3 reply, or 0.
-	ccSendmeInc uint8
 }
 
 // entry is what receives a stream ID's messages.
@@ -182,7 +179,7 @@ func Create(ctx context.Context, link Link, first Relay, cfg *Config) (*Circuit,
 	if err != nil {
 		return nil, fmt.Errorf("circuit: %w", err)
 	}
-	c.id = id
+	c.id.Store(id)
 	c.ctlMu.Lock()
 	defer c.ctlMu.Unlock()
 	hs, err := newHandshake(c.rand, first, true)
@@ -240,24 +237,13 @@ func Create(ctx context.Context, link Link, first Relay, cfg *Config) (*Circuit,
 }
 
 // ID returns the circuit ID on the first hop's channel.
-func (c *Circuit) ID() uint32 { return c.id }
+func (c *Circuit) ID() uint32 { return c.id.Load() }
 
 // Hops returns the number of hops built.
 func (c *Circuit) Hops() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.hops)
-}
-
-// CongestionControl returns the SENDME increment the exit offered in its
-// ntor-v3 reply, or 0 when congestion control was not negotiated.
-func (c *Circuit) CongestionControl() uint8 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.hops) == 0 {
-		return 0
-	}
-	return c.hops[len(c.hops)-1].ccSendmeInc
 }
 
 // Done is closed when the circuit closes.
@@ -344,10 +330,9 @@ func (c *Circuit) finishHop(hs *handshake, r Relay, reply []byte) error {
 		if err != nil {
 			return protoErr("ntor-v3 server message: %v", err)
 		}
-		if e, ok := torcrypto.FindExtension(exts, torcrypto.ExtCCResponse); ok {
+		if _, ok := torcrypto.FindExtension(exts, torcrypto.ExtCCResponse); ok {
 			// We never ask for congestion control yet (prop 324 10.5:
 			// reject an answer to a question not asked).
-			_ = e
 			return protoErr("congestion control response without a request")
 		}
 	}
@@ -446,15 +431,16 @@ func (c *Circuit) closeWith(err error, destroy bool) bool {
 	c.mu.Unlock()
 	c.cancel(err)
 
-	if destroy && c.id != 0 {
+	id := c.id.Load()
+	if destroy && id != 0 {
 		if b := c.pool.TryGet(); b != nil {
 			// An origin always gives reason NONE (tor-spec 5.4).
-			b.SetPayload(c.id, cell.CmdDestroy, []byte{byte(cell.DestroyNone)})
+			b.SetPayload(id, cell.CmdDestroy, []byte{byte(cell.DestroyNone)})
 			c.link.Send(b)
 		}
 	}
-	if c.id != 0 {
-		c.link.RemoveCircuit(c.id)
+	if id != 0 {
+		c.link.RemoveCircuit(id)
 	}
 	if w != nil {
 		w.reply <- ctlReply{err: err}
@@ -543,9 +529,9 @@ func (c *Circuit) send(ctx context.Context, hopIdx int, streamID uint16, msg cel
 		}
 		var err error
 		if msg != nil {
-			_, err = buf.SetRelay(c.id, cmd, streamID, msg)
+			_, err = buf.SetRelay(c.ID(), cmd, streamID, msg)
 		} else {
-			err = buf.SetRelayBody(c.id, cmd, rcmd, streamID, body)
+			err = buf.SetRelayBody(c.ID(), cmd, rcmd, streamID, body)
 		}
 		if err != nil {
 			c.sendMu.Unlock()
