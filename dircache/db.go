@@ -183,6 +183,10 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		if isReadOnlyErr(err) {
 			return nil, fmt.Errorf("%w: %v", ErrReadOnly, err)
 		}
+		if isResourceErr(err) || o.Badger != nil {
+			// Not damage: moving the cache aside would not help.
+			return nil, fmt.Errorf("dircache: open: %w", err)
+		}
 		if aerr := aside(err); aerr != nil {
 			return nil, aerr
 		}
@@ -322,6 +326,13 @@ func probeWritable(dir string) error {
 		return fsErr("write to "+dir, err)
 	}
 	return nil
+}
+
+// isResourceErr: the system is short of something (space, descriptors,
+// memory); the cache itself may be fine.
+func isResourceErr(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) ||
+		errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOMEM)
 }
 
 func isReadOnlyErr(err error) bool {
