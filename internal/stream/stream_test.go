@@ -373,7 +373,6 @@ func TestProtocolViolations(t *testing.T) {
 type quota struct {
 	mu      sync.Mutex
 	used    int64
-	limit   int64
 	p       cell.Participant
 	reclaim error
 	closed  bool
