@@ -3,6 +3,9 @@ package netdirtest
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
 
 	"github.com/onionlite/onionlite/internal/netdoc"
 )
@@ -78,4 +81,87 @@ func derive(seed uint64, id [20]byte, label string) [32]byte {
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// Relay describes one relay of a hand-made network (Network).
+type Relay struct {
+	Addr      string // IPv4 ORPort, "10.1.0.1:9001"
+	IPv6      string // optional, "[2001:db8::1]:9001"
+	Nickname  string // optional
+	Flags     netdoc.RelayFlags
+	Bandwidth uint32 // kB/s
+	// Policy is the "p" line summary ("accept 80,443"); empty rejects
+	// every port.
+	Policy string
+	// Family lists the relays (indices into the slice given to Network)
+	// named by this relay's "family" line.
+	Family []int
+	// FamilyIDs is the "family-ids" line.
+	FamilyIDs []string
+	// NoMicrodesc leaves the relay without a microdescriptor.
+	NoMicrodesc bool
+}
+
+// ID is the RSA identity Network gives relay k.
+func ID(k int) [20]byte { return [20]byte{byte(k >> 8), byte(k)} }
+
+// Network makes a consensus and matching microdescriptors for a
+// hand-made network: relay k gets identity ID(k), microdescriptor digest
+// and keys derived from k, and the flags given plus Running and Valid.
+// Every bandwidth-weight is 10000 (plain bandwidth weighting). The
+// consensus is valid from validAfter for three hours.
+func Network(relays []Relay, validAfter time.Time) (*netdoc.Consensus, []netdoc.Microdesc, error) {
+	c := &netdoc.Consensus{
+		Flavor: "microdesc", ValidAfter: validAfter,
+		FreshUntil: validAfter.Add(time.Hour), ValidUntil: validAfter.Add(3 * time.Hour),
+	}
+	for _, n := range []string{"Wbd", "Wbe", "Wbg", "Wbm", "Wdb", "Web", "Wed", "Wee", "Weg", "Wem", "Wgb", "Wgd", "Wgg", "Wgm", "Wmb", "Wmd", "Wme", "Wmg", "Wmm"} {
+		c.BandwidthWeights = append(c.BandwidthWeights, netdoc.Param{Name: n, Value: 10000})
+	}
+	var mds []netdoc.Microdesc
+	for k, r := range relays {
+		addr, err := netip.ParseAddrPort(r.Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("relay %d: %v", k, err)
+		}
+		var v6 netip.AddrPort
+		if r.IPv6 != "" {
+			if v6, err = netip.ParseAddrPort(r.IPv6); err != nil {
+				return nil, nil, fmt.Errorf("relay %d: %v", k, err)
+			}
+		}
+		digest := derive(uint64(k), ID(k), "md")
+		c.Relays = append(c.Relays, netdoc.RouterStatus{
+			Identity: ID(k), MicrodescDigest: digest, Nickname: r.Nickname, Addr: addr, IPv6: v6,
+			Flags: r.Flags | netdoc.FlagRunning | netdoc.FlagValid, Bandwidth: r.Bandwidth, HasWeight: true,
+		})
+		if r.NoMicrodesc {
+			continue
+		}
+		text := "onion-key\nntor-onion-key AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+		if r.Policy != "" {
+			text += "p " + r.Policy + "\n"
+		}
+		parsed, err := netdoc.ParseMicrodescs([]byte(text))
+		if err != nil || len(parsed) != 1 {
+			return nil, nil, fmt.Errorf("relay %d: policy %q: %v", k, r.Policy, err)
+		}
+		md := parsed[0]
+		md.Digest = digest
+		md.NtorKey = derive(uint64(k), ID(k), "ntor")
+		md.Ed25519ID = derive(uint64(k), ID(k), "ed25519")
+		if r.Family != nil {
+			f := &netdoc.Family{}
+			h := sha256.New()
+			for _, j := range r.Family {
+				f.IDs = append(f.IDs, ID(j))
+				h.Write(f.IDs[len(f.IDs)-1][:])
+			}
+			h.Sum(f.Key[:0]) // equal lines give equal keys, as netdoc does
+			md.Family = f
+		}
+		md.FamilyIDs = r.FamilyIDs
+		mds = append(mds, md)
+	}
+	return c, mds, nil
 }
