@@ -40,13 +40,6 @@ type familyMore struct {
 	fids []string
 }
 
-func (f *family) fids() []string {
-	if f.more == nil {
-		return nil
-	}
-	return f.more.fids
-}
-
 func (f *family) bytes() int {
 	n := int(unsafe.Sizeof(family{}))
 	if m := f.more; m != nil {
