@@ -149,7 +149,7 @@ func damagePoints(t *testing.T, bdir string, random int) []damagePoint {
 // outside badger, is never lost to badger damage.
 func TestDamagedFiles(t *testing.T) {
 	src, mds := pristine(t)
-	random := 3
+	random := 1
 	if testing.Short() {
 		random = 0
 	}
@@ -203,7 +203,11 @@ func TestDamagedFiles(t *testing.T) {
 			}
 			t.Logf("%s+%d (%s): recovery %v; %d/%d mds survive, %d dropped on load; %d certs (%d dropped); state %v",
 				p.file, p.off, p.why, db.Recovery(), survived, len(want), dropped, len(certs), cdropped, states)
-			// Whatever is gone can be stored again.
+			// Whatever is gone can be stored again (checked once per
+			// file, to keep the test short).
+			if p.why != "first byte" {
+				return
+			}
 			if err := db.PutMicrodescs(t0, mds); err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +230,7 @@ func TestDamagedTableKeepsTheRest(t *testing.T) {
 		}
 	}
 	if len(tables) < 2 {
-		t.Skipf("only %d table(s)", len(tables))
+		t.Fatalf("only %d table(s): the fixture no longer spans several", len(tables))
 	}
 	counts := map[string]int{}
 	for _, tb := range tables {
@@ -301,8 +305,12 @@ func TestDamagedManifest(t *testing.T) {
 func TestMissingTable(t *testing.T) {
 	src, _ := pristine(t)
 	dir := copyDir(t, src)
-	if err := os.Remove(filepath.Join(dir, badgerName, "000002.sst")); err != nil {
-		t.Skip(err)
+	tables, _ := filepath.Glob(filepath.Join(dir, badgerName, "*.sst"))
+	if len(tables) < 2 {
+		t.Fatalf("%d tables", len(tables))
+	}
+	if err := os.Remove(tables[0]); err != nil {
+		t.Fatal(err)
 	}
 	db := openT(t, dir)
 	defer db.Close()
