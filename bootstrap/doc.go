@@ -1,7 +1,24 @@
 // Package bootstrap fetches and keeps current the directory a Tor client
-// needs: the microdescriptor consensus (as a diff when possible), authority
-// certificates and microdescriptors, and reports progress while it does so.
+// needs: the microdescriptor consensus (as a diff from the cached one when
+// possible, verifying both digests), the authority certificates it lacks,
+// and the microdescriptors it lacks, in large batches spread over up to
+// three directory caches. Everything fetched is verified before use and
+// stored in a dircache.Store, so a warm start within the consensus's
+// freshness fetches nothing and a stale one fetches a diff.
 //
-// It is not a parser (internal/netdoc) nor a store (dircache); it drives
-// them over directory connections it is given.
+// Every request goes over a one-hop circuit and a BEGIN_DIR stream to an
+// ORPort: to the configured authorities until a consensus is known, then to
+// caches listed in it. A source that answers garbage, 404 or nothing is
+// abandoned for another; a truncated microdescriptor batch keeps its
+// complete descriptors and only the rest is asked for again.
+//
+// While running, Run keeps the directory current: shortly after the
+// consensus stops being fresh (SchedulePrompt) or at dir-spec's randomised
+// client time (ScheduleDirSpec) it fetches the next consensus as a diff plus
+// only the new microdescriptors, and publishes a new netdir.NetDir.
+//
+// It reports progress (phase, percent, bytes) to the application.
+//
+// It is not a parser (internal/netdoc), a store (dircache) or a path
+// selector; it does not build multi-hop circuits.
 package bootstrap

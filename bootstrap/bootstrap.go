@@ -1,0 +1,489 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/dircache/netdir"
+	"github.com/onionlite/onionlite/internal/circuit"
+	"github.com/onionlite/onionlite/internal/clock"
+	"github.com/onionlite/onionlite/internal/netdoc"
+	"github.com/onionlite/onionlite/internal/torcrypto"
+)
+
+// flavor is the only consensus flavor onionlite uses.
+const flavor = "microdesc"
+
+// Errors. Match them with errors.Is / errors.As; text is not stable.
+var (
+	// ErrNoDirectory: no usable consensus could be obtained this round.
+	ErrNoDirectory = errors.New("bootstrap: no usable directory")
+	// ErrNotEnoughDirInfo: a consensus was obtained but too few
+	// microdescriptors to build paths.
+	ErrNotEnoughDirInfo = errors.New("bootstrap: not enough microdescriptors to build circuits")
+	// ErrClosed: the Bootstrapper was closed.
+	ErrClosed = errors.New("bootstrap: closed")
+)
+
+// ClockSkewError reports that the directory looks wrong only because the
+// local clock is: consensuses fresh from the network are outside their
+// validity by our clock, and the relays' NETINFO times agree.
+type ClockSkewError struct {
+	// Skew is how far the local clock is ahead of the network's
+	// (negative: behind).
+	Skew time.Duration
+	Err  error
+}
+
+func (e *ClockSkewError) Error() string {
+	return fmt.Sprintf("bootstrap: local clock is off by %v compared with the Tor network: %v", e.Skew.Round(time.Second), e.Err)
+}
+
+func (e *ClockSkewError) Unwrap() error { return e.Err }
+
+// Stats counts the directory traffic of a Bootstrapper.
+type Stats struct {
+	// DirBytes counts directory responses as read from their streams:
+	// HTTP headers plus (compressed) bodies, by document kind in
+	// DirBytesByKind ("consensus", "consensus_diff", "certificates",
+	// "microdescriptors").
+	DirBytes       int64
+	DirBytesByKind map[string]int64
+	// ConsensusSource is where the current consensus came from.
+	ConsensusSource Source
+	// MicrodescsFetched counts microdescriptors downloaded; from the
+	// cache, MicrodescsLoaded.
+	MicrodescsFetched, MicrodescsLoaded int
+	// Requests counts directory requests; RequestFailures those that
+	// failed (and were retried elsewhere).
+	Requests, RequestFailures int
+	// DiffsApplied and DiffsFailed count consensus diffs.
+	DiffsApplied, DiffsFailed int
+	// Refreshes counts completed refresh rounds after the bootstrap.
+	Refreshes int
+	// StoreErrors counts failed writes to the store (the client keeps
+	// working from memory).
+	StoreErrors int
+	// Duration is how long Bootstrap took to reach ready.
+	Duration time.Duration
+}
+
+// Bootstrapper obtains and refreshes the directory. Create it with New.
+type Bootstrapper struct {
+	cfg            Config
+	clock          clock.Clock
+	rand           io.Reader
+	circCfg        *circuit.Config
+	stallTimeout   time.Duration
+	requestTimeout time.Duration
+	parallel       int
+	fetch          *fetcher
+
+	cur   atomic.Pointer[netdir.NetDir]
+	ready chan struct{} // closed once the first usable NetDir is published
+
+	boot sync.Mutex // serialises Bootstrap and refresh rounds
+
+	mu       sync.Mutex
+	progress Progress
+	stats    Stats
+	byKind   [numKinds]int64
+	certs    map[netdoc.CertKey]*netdoc.AuthCert
+	skew     time.Duration
+	skewSeen bool
+	closed   bool
+	kick     chan struct{}
+	stop     chan struct{}
+}
+
+// New returns a Bootstrapper. It does no I/O until Bootstrap.
+func New(cfg Config) (*Bootstrapper, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	b := &Bootstrapper{
+		cfg:            cfg,
+		clock:          clock.OrReal(cfg.Clock),
+		rand:           torcrypto.Rand(cfg.Rand),
+		circCfg:        cfg.Circuit,
+		stallTimeout:   cfg.StallTimeout,
+		requestTimeout: cfg.RequestTimeout,
+		parallel:       cfg.Parallel,
+		ready:          make(chan struct{}),
+		certs:          map[netdoc.CertKey]*netdoc.AuthCert{},
+		kick:           make(chan struct{}, 1),
+		stop:           make(chan struct{}),
+	}
+	if b.circCfg == nil {
+		b.circCfg = &circuit.Config{Clock: cfg.Clock, Rand: cfg.Rand}
+	}
+	if b.stallTimeout <= 0 {
+		b.stallTimeout = defaultStallTimeout
+	}
+	if b.requestTimeout <= 0 {
+		b.requestTimeout = defaultRequestTimeout
+	}
+	if b.parallel <= 0 {
+		b.parallel = defaultParallel
+	}
+	b.fetch = newFetcher(b)
+	return b, nil
+}
+
+func (b *Bootstrapper) logf(format string, args ...any) {
+	if b.cfg.Logf != nil {
+		b.cfg.Logf(format, args...)
+	}
+}
+
+// NetDir returns the current network view, or nil before the first one.
+func (b *Bootstrapper) NetDir() *netdir.NetDir { return b.cur.Load() }
+
+// Ready is closed once a usable directory exists.
+func (b *Bootstrapper) Ready() <-chan struct{} { return b.ready }
+
+// Progress returns the latest progress report.
+func (b *Bootstrapper) Progress() Progress {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.progress
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Bootstrapper) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stats
+	s.DirBytesByKind = make(map[string]int64, numKinds)
+	for k, n := range b.byKind {
+		s.DirBytesByKind[kindNames[k]] = n
+		s.DirBytes += n
+	}
+	return s
+}
+
+// ClockSkew returns the largest clock difference relays reported in their
+// NETINFO cells (positive: our clock is ahead), and whether any was seen.
+func (b *Bootstrapper) ClockSkew() (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.skew, b.skewSeen
+}
+
+func (b *Bootstrapper) noteSkew(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.skewSeen || abs(d) > abs(b.skew) {
+		b.skew, b.skewSeen = d, true
+	}
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+func (b *Bootstrapper) addDirBytes(k docKind, n int64) {
+	b.mu.Lock()
+	b.byKind[k] += n
+	b.stats.Requests++
+	var total int64
+	for _, v := range b.byKind {
+		total += v
+	}
+	b.progress.DirBytes = total
+	p := b.progress
+	b.mu.Unlock()
+	b.emit(p)
+}
+
+func (b *Bootstrapper) count(f func(s *Stats)) {
+	b.mu.Lock()
+	f(&b.stats)
+	b.mu.Unlock()
+}
+
+// setProgress updates the phase and percent (which never goes down) and
+// reports the change.
+func (b *Bootstrapper) setProgress(f func(p *Progress)) {
+	b.mu.Lock()
+	before := b.progress
+	f(&b.progress)
+	if b.progress.Percent < before.Percent {
+		b.progress.Percent = before.Percent
+	}
+	p := b.progress
+	b.mu.Unlock()
+	if p != before {
+		b.emit(p)
+	}
+}
+
+func (b *Bootstrapper) emit(p Progress) {
+	if b.cfg.OnProgress != nil {
+		b.cfg.OnProgress(p)
+	}
+}
+
+// phase reports a bootstrap step. After the first ready, refresh rounds
+// only log: the application's progress stays at ready.
+func (b *Bootstrapper) phase(ph Phase, pct int, msg string) {
+	b.logf("bootstrap: %s: %s", ph, msg)
+	select {
+	case <-b.ready:
+		return
+	default:
+	}
+	b.setProgress(func(p *Progress) { p.Phase, p.Percent, p.Message = ph, pct, msg })
+}
+
+// publish makes nd the current view.
+func (b *Bootstrapper) publish(nd *netdir.NetDir) {
+	b.cur.Store(nd)
+	if b.cfg.OnNetDir != nil {
+		b.cfg.OnNetDir(nd)
+	}
+}
+
+func (b *Bootstrapper) markReady(start time.Time) {
+	select {
+	case <-b.ready:
+		return
+	default:
+	}
+	b.count(func(s *Stats) { s.Duration = b.clock.Now().Sub(start) })
+	b.setProgress(func(p *Progress) {
+		p.Phase, p.Percent, p.Message = PhaseReady, 100, "directory ready"
+	})
+	close(b.ready)
+}
+
+// Bootstrap blocks until the client has a usable directory: a live,
+// verified consensus and enough microdescriptors to build circuits. It
+// uses the store first and fetches only what is missing. Calling it again
+// after success returns at once.
+func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
+	select {
+	case <-b.ready:
+		return nil
+	default:
+	}
+	b.boot.Lock()
+	defer b.boot.Unlock()
+	if b.isClosed() {
+		return ErrClosed
+	}
+	select {
+	case <-b.ready:
+		return nil
+	default:
+	}
+	start := b.clock.Now()
+	defer b.fetch.closeAll()
+
+	b.phase(PhaseLoadingCache, 2, "loading cached directory")
+	cached, live, recent := b.loadCache()
+
+	if live != nil {
+		b.count(func(s *Stats) { s.ConsensusSource = SourceCache })
+		bld, err := netdir.NewBuilder(live, nil)
+		if err != nil {
+			return err
+		}
+		b.addStoredMicrodescs(bld)
+		if err := b.completeMicrodescs(ctx, bld, live, nil); err == nil {
+			nd, err := bld.Build()
+			if err != nil {
+				return err
+			}
+			b.publish(nd)
+			b.markReady(start)
+			return nil
+		} else if ctx.Err() != nil {
+			return err
+		} else {
+			b.logf("bootstrap: cached consensus unusable (%v); fetching a new one", err)
+		}
+	}
+
+	sources := b.bootstrapSources(nil)
+	if recent != nil {
+		// Caches of a recent consensus first, authorities after them.
+		sources = append(b.consensusCacheSources(recent, maxAttempts/2, nil), sources...)
+	}
+	recent = nil
+	cons, src, err := b.fetchConsensus(ctx, sources, cached)
+	if err != nil {
+		return err
+	}
+	b.count(func(s *Stats) { s.ConsensusSource = src })
+	bld, err := netdir.NewBuilder(cons, nil)
+	if err != nil {
+		return err
+	}
+	b.addStoredMicrodescs(bld)
+	if err := b.completeMicrodescs(ctx, bld, cons, nil); err != nil {
+		return err
+	}
+	nd, err := bld.Build()
+	if err != nil {
+		return err
+	}
+	b.publish(nd)
+	b.markStored(cons)
+	b.markReady(start)
+	return nil
+}
+
+func (b *Bootstrapper) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// Close stops Run and closes directory circuits. The store and the channel
+// manager belong to the caller.
+func (b *Bootstrapper) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	close(b.stop)
+	b.mu.Unlock()
+	b.fetch.closeAll()
+	return nil
+}
+
+// storeErr counts and logs a failed store write: the client keeps working
+// from memory.
+func (b *Bootstrapper) storeErr(what string, err error) {
+	if err == nil {
+		return
+	}
+	b.count(func(s *Stats) { s.StoreErrors++ })
+	b.logf("bootstrap: storing %s failed (continuing from memory): %v", what, err)
+}
+
+// loadCache reads the stored certificates and consensus. It returns the
+// stored consensus document (a diff base, nil if none); when that consensus
+// is live now and verifies, its checked form (live); and when it is at
+// least reasonably live (expired less than a day ago), that form too
+// (recent), whose caches are better first sources than the authorities.
+func (b *Bootstrapper) loadCache() (stored *dircache.Consensus, live, recent *netdoc.Consensus) {
+	now := b.clock.Now()
+	certs, dropped, err := b.cfg.Store.Certs()
+	if err != nil {
+		b.logf("bootstrap: reading stored certificates: %v", err)
+	}
+	if dropped > 0 {
+		b.logf("bootstrap: %d stored certificates failed their checksum and were dropped", dropped)
+	}
+	for _, c := range certs {
+		b.addCertText(c.Text, now, false)
+	}
+	stored, err = b.cfg.Store.Consensus(flavor)
+	if err != nil {
+		if !errors.Is(err, dircache.ErrNotFound) {
+			b.logf("bootstrap: stored consensus unusable: %v", err)
+		}
+		return nil, nil, nil
+	}
+	u, err := netdoc.ParseConsensus(stored.Text)
+	if err != nil {
+		b.logf("bootstrap: stored consensus does not parse, ignoring it: %v", err)
+		return nil, nil, nil
+	}
+	c, err := u.Check(now, b.cfg.Authorities, b.certList())
+	if err == nil {
+		return stored, c, c
+	}
+	b.logf("bootstrap: stored consensus not live (%v); it serves as a diff base", err)
+	if c, err := u.CheckWithTolerance(now, b.cfg.Authorities, b.certList(), netdoc.ReasonablyLive); err == nil {
+		return stored, nil, c
+	}
+	return stored, nil, nil
+}
+
+// certList returns the checked certificates held.
+func (b *Bootstrapper) certList() []*netdoc.AuthCert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*netdoc.AuthCert, 0, len(b.certs))
+	for _, c := range b.certs {
+		out = append(out, c)
+	}
+	return out
+}
+
+// addCertText parses and checks certificates, keeps those of trusted
+// authorities valid now, and stores them when store is set. It returns how
+// many it kept.
+func (b *Bootstrapper) addCertText(text []byte, now time.Time, store bool) int {
+	us, err := netdoc.ParseAuthCerts(text)
+	if err != nil && len(us) == 0 {
+		b.logf("bootstrap: certificates do not parse: %v", err)
+		return 0
+	}
+	kept := 0
+	for _, u := range us {
+		c, err := u.Check(now)
+		if err != nil {
+			b.logf("bootstrap: certificate rejected: %v", err)
+			continue
+		}
+		if !b.trusted(c.Fingerprint) {
+			continue
+		}
+		b.mu.Lock()
+		b.certs[c.Key()] = c
+		b.mu.Unlock()
+		kept++
+		if store {
+			b.storeErr("certificate", b.cfg.Store.PutCert(dircache.Cert{Identity: c.Fingerprint, SigningKey: c.SigningKeyDigest, Text: c.Raw}))
+		}
+	}
+	return kept
+}
+
+func (b *Bootstrapper) trusted(v3 [20]byte) bool {
+	for _, a := range b.cfg.Authorities {
+		if a.V3Ident == v3 && !a.Bridge {
+			return true
+		}
+	}
+	return false
+}
+
+// randIntn returns a uniform int in [0, n).
+func (b *Bootstrapper) randIntn(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	v, err := torcrypto.Uint64n(b.rand, uint64(n))
+	if err != nil {
+		return 0
+	}
+	return int(v)
+}
+
+// randDuration returns a uniform duration in [0, d).
+func (b *Bootstrapper) randDuration(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	v, err := torcrypto.Uint64n(b.rand, uint64(d))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(v)
+}

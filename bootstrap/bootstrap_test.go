@@ -1,0 +1,366 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/dircache/netdir"
+	"github.com/onionlite/onionlite/internal/chanmgr"
+	"github.com/onionlite/onionlite/internal/channel"
+	"github.com/onionlite/onionlite/internal/clock"
+	"github.com/onionlite/onionlite/internal/dirclient"
+	"github.com/onionlite/onionlite/internal/netdoc"
+	"github.com/onionlite/onionlite/internal/testnet"
+	"github.com/onionlite/onionlite/internal/testnet/slowlink"
+	"github.com/onionlite/onionlite/transport"
+)
+
+// The bootstrap tests vote every 20 s so that "a newer consensus exists"
+// and "two consensus periods" take seconds, not minutes.
+func TestMain(m *testing.M) { testnet.Main(m, testnet.Config{Interval: 20 * time.Second}) }
+
+type rig struct {
+	t     *testing.T
+	net   *testnet.Network
+	auths []netdoc.Authority
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	n := testnet.Shared(t)
+	auths, err := netdoc.ParseAuthorityFile(strings.Join(n.AuthorityLines(), "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, net: n, auths: auths}
+}
+
+type opts struct {
+	clock  clock.Clock
+	dialer transport.Dialer
+	auths  []netdoc.Authority
+	onDir  func(*netdir.NetDir)
+	sched  Schedule
+}
+
+func (r *rig) boot(store dircache.Store, o opts) (*Bootstrapper, *chanmgr.Manager) {
+	r.t.Helper()
+	cm := chanmgr.New(&channel.Config{Clock: o.clock, Dialer: o.dialer})
+	auths := o.auths
+	if auths == nil {
+		auths = r.auths
+	}
+	b, err := New(Config{
+		Authorities: auths, Store: store, Channels: cm, Clock: o.clock,
+		StallTimeout: 5 * time.Second, OnNetDir: o.onDir, Schedule: o.sched,
+		Logf: r.t.Logf,
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { b.Close(); cm.Close() })
+	return b, cm
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openStore(t *testing.T, dir string) *dircache.DB {
+	t.Helper()
+	db, err := dircache.Open(dir, dircache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// TestColdWarmStale is the bootstrap acceptance path against real tor: a
+// cold start fetches everything and stores a consensus that verifies; a
+// warm start within its freshness reads no directory bytes at all; a
+// restart once the cached consensus has expired gets a diff.
+func TestColdWarmStale(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t)) // runs after the other cleanups
+	r := newRig(t)
+	dir := t.TempDir()
+
+	// Cold.
+	db := openStore(t, dir)
+	b, cm := r.boot(db, opts{})
+	var phases []Phase
+	var mu sync.Mutex
+	b.cfg.OnProgress = func(p Progress) {
+		mu.Lock()
+		if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
+			phases = append(phases, p.Phase)
+		}
+		mu.Unlock()
+	}
+	if err := b.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatalf("cold bootstrap: %v", err)
+	}
+	st := b.Stats()
+	nd := b.NetDir()
+	nodes := len(r.net.Nodes())
+	if st.ConsensusSource != SourceFull || nd.Len() != nodes || nd.NumMicrodescs() != nodes || st.MicrodescsFetched != nodes {
+		t.Fatalf("cold: source %q, %d relays, %d mds, %d fetched; want full, %d", st.ConsensusSource, nd.Len(), nd.NumMicrodescs(), st.MicrodescsFetched, nodes)
+	}
+	if st.DirBytesByKind["consensus"] == 0 || st.DirBytesByKind["microdescriptors"] == 0 || st.DirBytesByKind["certificates"] == 0 {
+		t.Fatalf("cold: directory bytes by kind %v", st.DirBytesByKind)
+	}
+	if p := b.Progress(); p.Phase != PhaseReady || p.Percent != 100 {
+		t.Fatalf("progress at the end: %+v", p)
+	}
+	mu.Lock()
+	if phases[len(phases)-1] != PhaseReady || !containsPhase(phases, PhaseConsensus) || !containsPhase(phases, PhaseMicrodescs) {
+		t.Fatalf("phases reported: %v", phases)
+	}
+	mu.Unlock()
+	// The stored consensus verifies by itself.
+	sc, err := db.Consensus("microdesc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, _, _ := db.Certs()
+	var acs []*netdoc.AuthCert
+	for _, c := range certs {
+		us, _ := netdoc.ParseAuthCerts(c.Text)
+		for _, u := range us {
+			if ac, err := u.Check(time.Now()); err == nil {
+				acs = append(acs, ac)
+			}
+		}
+	}
+	u, err := netdoc.ParseConsensus(sc.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Check(time.Now(), r.auths, acs); err != nil {
+		t.Fatalf("stored consensus does not verify: %v", err)
+	}
+	b.Close()
+	cm.Close()
+	db.Close()
+
+	// Warm, inside the consensus's freshness (the clock is set there, so
+	// the test does not race the 20 s voting interval).
+	db = openStore(t, dir)
+	b, cm = r.boot(db, opts{clock: clock.At(nd.ValidAfter().Add(time.Second))})
+	if err := b.Bootstrap(ctxFor(t, time.Minute)); err != nil {
+		t.Fatalf("warm bootstrap: %v", err)
+	}
+	st = b.Stats()
+	if st.DirBytes != 0 || st.ConsensusSource != SourceCache || st.MicrodescsLoaded != nodes {
+		t.Fatalf("warm: %d directory bytes, source %q, %d mds loaded", st.DirBytes, st.ConsensusSource, st.MicrodescsLoaded)
+	}
+	if cs := cm.Stats(); cs.Opened != 0 {
+		t.Fatalf("warm: %d channels opened", cs.Opened)
+	}
+	b.Close()
+	cm.Close()
+	db.Close()
+
+	// Stale: wait until the network has made a newer consensus, then
+	// restart with a clock just past the cached one's valid-until.
+	waitUntil(t, nd.FreshUntil().Add(3*time.Second))
+	db = openStore(t, dir)
+	defer db.Close()
+	b, _ = r.boot(db, opts{clock: clock.At(nd.ValidUntil().Add(time.Second))})
+	if err := b.Bootstrap(ctxFor(t, time.Minute)); err != nil {
+		t.Fatalf("stale bootstrap: %v", err)
+	}
+	st = b.Stats()
+	if st.ConsensusSource != SourceDiff || st.DiffsApplied != 1 || st.DirBytesByKind["consensus"] != 0 || st.DirBytesByKind["consensus_diff"] < 500 {
+		t.Fatalf("stale: source %q, %d diffs, bytes %v", st.ConsensusSource, st.DiffsApplied, st.DirBytesByKind)
+	}
+	if !b.NetDir().ValidAfter().After(nd.ValidAfter()) {
+		t.Fatal("stale: consensus did not move forward")
+	}
+}
+
+func containsPhase(ps []Phase, p Phase) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func waitUntil(t *testing.T, when time.Time) {
+	if d := time.Until(when); d > 0 {
+		t.Logf("waiting %v for the network's next consensus", d.Round(time.Second))
+		time.Sleep(d)
+	}
+}
+
+// TestRefreshAcrossPeriods leaves a client running across consensus
+// periods: each new consensus arrives as a diff, and only microdescriptors
+// the previous view lacked are fetched.
+func TestRefreshAcrossPeriods(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t)) // runs after the other cleanups
+	r := newRig(t)
+	var mu sync.Mutex
+	var views []*netdir.NetDir
+	b, _ := r.boot(dircache.NewMemStore(), opts{onDir: func(nd *netdir.NetDir) {
+		mu.Lock()
+		views = append(views, nd)
+		mu.Unlock()
+	}})
+	ctx := ctxFor(t, 3*time.Minute)
+	if err := b.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := b.Stats()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	for b.Stats().Refreshes < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("only %d refreshes before the deadline", b.Stats().Refreshes)
+		case <-time.After(time.Second):
+		}
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+	st := b.Stats()
+	if st.DiffsApplied < 2 || st.ConsensusSource != SourceDiff {
+		t.Fatalf("refreshes: %d diffs applied, source %q", st.DiffsApplied, st.ConsensusSource)
+	}
+	if st.DirBytesByKind["consensus"] != base.DirBytesByKind["consensus"] {
+		t.Fatalf("a full consensus was fetched during refresh: %v then %v", base.DirBytesByKind, st.DirBytesByKind)
+	}
+	// Microdescriptors fetched after the bootstrap are exactly those the
+	// previous view did not have.
+	mu.Lock()
+	defer mu.Unlock()
+	newMDs := 0
+	for i := 1; i < len(views); i++ {
+		have := map[[32]byte]bool{}
+		for j := 0; j < views[i-1].Len(); j++ {
+			have[views[i-1].MicrodescDigest(netdir.RelayIndex(j))] = true
+		}
+		for j := 0; j < views[i].Len(); j++ {
+			if !have[views[i].MicrodescDigest(netdir.RelayIndex(j))] {
+				newMDs++
+			}
+		}
+	}
+	if got := st.MicrodescsFetched - base.MicrodescsFetched; got != newMDs {
+		t.Fatalf("refreshes fetched %d microdescriptors; the consensuses added %d", got, newMDs)
+	}
+	for i := 1; i < len(views); i++ {
+		if !views[i].ValidAfter().After(views[i-1].ValidAfter()) {
+			t.Fatalf("view %d does not move forward", i)
+		}
+	}
+}
+
+// TestWrongIdentityRejected: authorities whose ORPort answers with another
+// relay's identity are refused; with every authority wrong, the bootstrap
+// fails with the identity error.
+func TestWrongIdentityRejected(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t)) // runs after the other cleanups
+	r := newRig(t)
+	bad := make([]netdoc.Authority, len(r.auths))
+	copy(bad, r.auths)
+	for i := range bad {
+		bad[i].Fingerprint = r.auths[(i+1)%len(bad)].Fingerprint
+	}
+	b, _ := r.boot(dircache.NewMemStore(), opts{auths: bad})
+	err := b.Bootstrap(ctxFor(t, time.Minute))
+	if !errors.Is(err, channel.ErrIdentity) {
+		t.Fatalf("all identities wrong: err = %v, want one wrapping channel.ErrIdentity", err)
+	}
+	// One right authority among wrong ones is enough.
+	mixed := make([]netdoc.Authority, len(r.auths))
+	copy(mixed, bad)
+	mixed[0] = r.auths[0]
+	b, _ = r.boot(dircache.NewMemStore(), opts{auths: mixed})
+	if err := b.Bootstrap(ctxFor(t, time.Minute)); err != nil {
+		t.Fatalf("one good authority: %v", err)
+	}
+}
+
+// TestBadSourcesAbandoned: answers replaced by garbage, a 404 and a stall
+// make the bootstrap move to other sources and still finish.
+func TestBadSourcesAbandoned(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t)) // runs after the other cleanups
+	r := newRig(t)
+	b, _ := r.boot(dircache.NewMemStore(), opts{})
+	var mu sync.Mutex
+	seen := map[docKind]int{}
+	used := map[string]bool{}
+	b.fetch.hook = func(kind docKind, src *source, resp *dirclient.Response, err error) (*dirclient.Response, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[kind]++
+		used[src.name] = true
+		switch {
+		case kind == kindConsensus && seen[kind] == 1:
+			return &dirclient.Response{Code: 200, Body: []byte("network-status-version 3 microdesc\ngarbage\n")}, nil
+		case kind == kindConsensus && seen[kind] == 2:
+			return &dirclient.Response{Code: 404}, &dirclient.StatusError{Code: 404, Reason: "Not found"}
+		case kind == kindMicrodescs && seen[kind] == 1:
+			return nil, errors.New("injected stall: no data")
+		case kind == kindMicrodescs && seen[kind] == 2:
+			return &dirclient.Response{Code: 200, Body: []byte("onion-key\nnot a key\n")}, nil
+		}
+		return resp, err
+	}
+	if err := b.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatalf("bootstrap with bad sources: %v", err)
+	}
+	st := b.Stats()
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[kindConsensus] < 3 || seen[kindMicrodescs] < 3 || st.RequestFailures < 4 {
+		t.Fatalf("requests %v, failures %d: the faults were not all exercised", seen, st.RequestFailures)
+	}
+	if len(used) < 3 {
+		t.Fatalf("only %d sources used: bad ones were not abandoned", len(used))
+	}
+	if nd := b.NetDir(); nd.NumMicrodescs() != nd.Len() {
+		t.Fatalf("%d of %d microdescriptors", nd.NumMicrodescs(), nd.Len())
+	}
+}
+
+// TestSlowLinkWithResets bootstraps through the shaping proxy at 64 kbit/s
+// with 300 ms RTT, resetting a connection every few kilobytes: the
+// bootstrap completes and fetches each microdescriptor once.
+func TestSlowLinkWithResets(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t)) // runs after the other cleanups
+	r := newRig(t)
+	p, err := slowlink.New(slowlink.Config{Rate: 64000, Delay: 150 * time.Millisecond, ResetEvery: 15000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	b, _ := r.boot(dircache.NewMemStore(), opts{dialer: &transport.SOCKS5{Addr: p.Addr()}})
+	if err := b.Bootstrap(ctxFor(t, 4*time.Minute)); err != nil {
+		t.Fatalf("bootstrap over a resetting slow link: %v (proxy %+v)", err, p.Stats())
+	}
+	ps := p.Stats()
+	if ps.Resets == 0 {
+		t.Fatalf("no reset happened (proxy %+v): the test proves nothing", ps)
+	}
+	st := b.Stats()
+	nd := b.NetDir()
+	if st.MicrodescsFetched != nd.NumMicrodescs() {
+		t.Fatalf("%d microdescriptors fetched for %d in the view: something was fetched twice", st.MicrodescsFetched, nd.NumMicrodescs())
+	}
+	t.Logf("slow link: %d resets, %d B down, %d B up, stats %+v", ps.Resets, ps.Down, ps.Up, st)
+}

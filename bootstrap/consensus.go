@@ -1,0 +1,316 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/dircache/netdir"
+	"github.com/onionlite/onionlite/internal/consdiff"
+	"github.com/onionlite/onionlite/internal/dirclient"
+	"github.com/onionlite/onionlite/internal/netdoc"
+)
+
+// consensusPath asks for the microdesc consensus.
+const consensusPath = "/tor/status-vote/current/consensus-microdesc"
+
+// diffHorizon is how old a cached consensus may be and still be offered as
+// a diff base (param try-diff-for-consensus-newer-than, 72 hours).
+const diffHorizon = 72 * time.Hour
+
+// bootstrapSources lists where to fetch a consensus: caches from the
+// current view in random bandwidth-weighted order when there is one, then
+// the authorities in random order.
+func (b *Bootstrapper) bootstrapSources(nd *netdir.NetDir) []*source {
+	var out []*source
+	if nd != nil {
+		out = b.cacheSources(nd, maxAttempts, nil)
+	}
+	auths := make([]*source, 0, len(b.cfg.Authorities))
+	for _, a := range b.cfg.Authorities {
+		if a.Bridge || !a.Addr.IsValid() || a.ORPort == 0 {
+			continue
+		}
+		auths = append(auths, authoritySource(a))
+	}
+	for i := len(auths) - 1; i > 0; i-- { // Fisher–Yates
+		j := b.randIntn(i + 1)
+		auths[i], auths[j] = auths[j], auths[i]
+	}
+	return append(out, auths...)
+}
+
+// cacheSources picks up to n distinct directory caches (Running, Valid,
+// V2Dir) from nd, weighted for one-hop directory use, skipping those in
+// avoid.
+func (b *Bootstrapper) cacheSources(nd *netdir.NetDir, n int, avoid map[[20]byte]bool) []*source {
+	type cand struct {
+		i netdir.RelayIndex
+		w uint64
+	}
+	var cands []cand
+	var total uint64
+	for i := 0; i < nd.Len(); i++ {
+		ri := netdir.RelayIndex(i)
+		f := nd.Flags(ri)
+		if !f.Has(netdir.FlagRunning|netdir.FlagValid|netdir.FlagV2Dir) || avoid[nd.ID(ri)] {
+			continue
+		}
+		w := nd.Weight(netdir.RoleBeginDir, ri)
+		if w == 0 {
+			w = 1 // unweighted networks (tiny test networks) still get picked
+		}
+		cands = append(cands, cand{ri, w})
+		total += w
+	}
+	var out []*source
+	for len(out) < n && len(cands) > 0 {
+		x := uint64(b.randIntn(int(min(total, 1<<62))))
+		k := 0
+		for acc := uint64(0); k < len(cands)-1; k++ {
+			acc += cands[k].w
+			if x < acc {
+				break
+			}
+		}
+		r := nd.Relay(cands[k].i)
+		out = append(out, cacheSourceFromRelay(r))
+		total -= cands[k].w
+		cands = append(cands[:k], cands[k+1:]...)
+	}
+	return out
+}
+
+// consensusCacheSources lists the caches of a consensus that has no
+// NetDir yet (a cold bootstrap), by bandwidth.
+func (b *Bootstrapper) consensusCacheSources(c *netdoc.Consensus, n int, avoid map[[20]byte]bool) []*source {
+	type cand struct {
+		i int
+		w uint64
+	}
+	var cands []cand
+	var total uint64
+	for i := range c.Relays {
+		rs := &c.Relays[i]
+		if !rs.Flags.Has(netdoc.FlagRunning|netdoc.FlagValid|netdoc.FlagV2Dir) || avoid[rs.Identity] || !rs.Addr.IsValid() {
+			continue
+		}
+		w := uint64(rs.Bandwidth) + 1
+		cands = append(cands, cand{i, w})
+		total += w
+	}
+	var out []*source
+	for len(out) < n && len(cands) > 0 {
+		x := uint64(b.randIntn(int(min(total, 1<<62))))
+		k := 0
+		for acc := uint64(0); k < len(cands)-1; k++ {
+			acc += cands[k].w
+			if x < acc {
+				break
+			}
+		}
+		out = append(out, cacheSource(&c.Relays[cands[k].i], nil))
+		total -= cands[k].w
+		cands = append(cands[:k], cands[k+1:]...)
+	}
+	return out
+}
+
+// fetchConsensus downloads a consensus newer than cached (nil: any) from
+// the sources in turn, as a diff from cached when it is recent enough,
+// fetching missing certificates, and returns it checked and stored.
+// SourceCache with a nil consensus means every source said cached is
+// current (304) and cached is still live.
+func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, cached *dircache.Consensus) (*netdoc.Consensus, Source, error) {
+	if len(sources) == 0 {
+		return nil, SourceNone, fmt.Errorf("%w: no directory sources", ErrNoDirectory)
+	}
+	b.phase(PhaseConnecting, 5, "connecting to a directory server")
+	var lastErr error
+	useDiff := cached != nil && b.clock.Now().Sub(cached.ValidAfter) < diffHorizon
+	for attempt := 0; attempt < maxAttempts && attempt < 2*len(sources); attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, SourceNone, err
+		}
+		src := sources[attempt%len(sources)]
+		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff)
+		if err == nil {
+			return c, how, nil
+		}
+		var skew *ClockSkewError
+		if errors.As(err, &skew) {
+			return nil, SourceNone, err
+		}
+		if errors.Is(err, errDiffFailed) {
+			useDiff = false // the next attempt asks for the full document
+		}
+		b.count(func(s *Stats) { s.RequestFailures++ })
+		b.logf("bootstrap: consensus from %s failed: %v", src.name, err)
+		lastErr = err
+	}
+	return nil, SourceNone, fmt.Errorf("%w: %w", ErrNoDirectory, lastErr)
+}
+
+var (
+	errDiffFailed  = errors.New("consensus diff did not apply")
+	errNotNewer    = errors.New("source has no newer consensus")
+	diffPrefix     = []byte("network-status-diff-version ")
+	consensusStart = []byte("network-status-version ")
+)
+
+func kindOf(body []byte) docKind {
+	if bytes.HasPrefix(body, diffPrefix) {
+		return kindDiff
+	}
+	return kindConsensus
+}
+
+// consensusFrom fetches a consensus from sources[at] and checks it,
+// fetching the certificates it needs from that source or, if that fails,
+// the others: a consensus that arrived is not downloaded again because a
+// certificate request was lost.
+func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff bool) (*netdoc.Consensus, Source, error) {
+	src := sources[at]
+	req := &dirclient.Request{Path: consensusPath, MaxBody: maxConsensusSize}
+	if cached != nil {
+		req.SizeHint = len(cached.Text) + len(cached.Text)/16
+		if useDiff {
+			d := cached.SignedDigest
+			req.DiffFrom = &d
+		}
+	}
+	b.phase(PhaseConsensus, 10, "downloading the consensus")
+	// A request for a diff is charged to diffs unless a whole consensus
+	// comes back, and the other way round.
+	kind := kindConsensus
+	if req.DiffFrom != nil {
+		kind = kindDiff
+	}
+	resp, err := b.fetch.do(ctx, src, kind, req)
+	if err != nil {
+		return nil, SourceNone, err
+	}
+	if resp.Code == 304 {
+		return nil, SourceNone, errNotNewer
+	}
+	text, how := resp.Body, SourceFull
+	if got := kindOf(text); got != kind {
+		b.mu.Lock()
+		b.byKind[kind] -= resp.WireBytes
+		b.byKind[got] += resp.WireBytes
+		b.mu.Unlock()
+	}
+	if bytes.HasPrefix(text, diffPrefix) {
+		if cached == nil {
+			return nil, SourceNone, fmt.Errorf("%w: a diff arrived but no base is held", errDiffFailed)
+		}
+		out, err := consdiff.Apply(cached.Text, text)
+		if err != nil {
+			b.count(func(s *Stats) { s.DiffsFailed++ })
+			return nil, SourceNone, fmt.Errorf("%w: %v", errDiffFailed, err)
+		}
+		b.count(func(s *Stats) { s.DiffsApplied++ })
+		text, how = out, SourceDiff
+	} else if !bytes.HasPrefix(text, consensusStart) {
+		return nil, SourceNone, fmt.Errorf("answer is neither a consensus nor a diff")
+	}
+	resp = nil
+	b.setProgress(func(p *Progress) { p.Percent = 40 })
+
+	u, err := netdoc.ParseConsensus(text)
+	if err != nil {
+		return nil, SourceNone, err
+	}
+	if cached != nil && !u.ValidAfter().After(cached.ValidAfter) {
+		return nil, SourceNone, errNotNewer
+	}
+	c, err := b.checkConsensus(ctx, sources, at, u)
+	if err != nil {
+		return nil, SourceNone, err
+	}
+	b.storeErr("consensus", b.cfg.Store.PutConsensus(flavor, text, dircache.ConsensusMeta{
+		ValidAfter: c.ValidAfter, FreshUntil: c.FreshUntil, ValidUntil: c.ValidUntil,
+	}))
+	return c, how, nil
+}
+
+// checkConsensus verifies u, first fetching the certificates it names that
+// we lack, from sources[at] and then the next sources in turn.
+func (b *Bootstrapper) checkConsensus(ctx context.Context, sources []*source, at int, u *netdoc.UncheckedConsensus) (*netdoc.Consensus, error) {
+	now := b.clock.Now()
+	have := b.certList()
+	for i := 0; i < maxAttempts && i < 2*len(sources); i++ {
+		missing := u.MissingCerts(b.cfg.Authorities, have)
+		if len(missing) == 0 || ctx.Err() != nil {
+			break
+		}
+		src := sources[(at+i)%len(sources)]
+		b.phase(PhaseCertificates, 42, "downloading authority certificates")
+		if err := b.fetchCerts(ctx, src, missing); err != nil {
+			b.count(func(s *Stats) { s.RequestFailures++ })
+			b.logf("bootstrap: certificates from %s: %v", src.name, err)
+		}
+		have = b.certList()
+	}
+	c, err := u.Check(now, b.cfg.Authorities, have)
+	if err == nil {
+		return c, nil
+	}
+	if errors.Is(err, netdoc.ErrNotYetValid) || errors.Is(err, netdoc.ErrExpired) {
+		// A consensus straight from the network that our clock calls
+		// invalid: if its signatures are good and the relays' clocks
+		// agree it is our clock that is wrong.
+		if _, tolErr := u.CheckWithTolerance(now, b.cfg.Authorities, have, netdoc.Tolerance{Early: 30 * 24 * time.Hour, Late: 30 * 24 * time.Hour}); tolErr == nil {
+			skew, seen := b.ClockSkew()
+			if !seen {
+				// Estimate from the consensus: the network made it
+				// within the last fresh interval.
+				skew = now.Sub(u.ValidAfter())
+			}
+			if abs(skew) > time.Hour {
+				return nil, &ClockSkewError{Skew: skew, Err: err}
+			}
+		}
+	}
+	return nil, err
+}
+
+// fetchCerts downloads the named certificates from src.
+func (b *Bootstrapper) fetchCerts(ctx context.Context, src *source, keys []netdoc.CertKey) error {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = strings.ToUpper(hex.EncodeToString(k.Identity[:])) + "-" + strings.ToUpper(hex.EncodeToString(k.SigningKeyDigest[:]))
+	}
+	req := &dirclient.Request{Path: "/tor/keys/fp-sk/" + strings.Join(parts, "+"), MaxBody: maxCertsSize}
+	resp, err := b.fetch.do(ctx, src, kindCerts, req)
+	if err != nil {
+		return err
+	}
+	if n := b.addCertText(resp.Body, b.clock.Now(), true); n == 0 {
+		return fmt.Errorf("no usable certificate among %d requested", len(keys))
+	}
+	return nil
+}
+
+// markStored records in the store that the consensus's microdescriptors
+// are listed now, and prunes those no recent consensus listed.
+func (b *Bootstrapper) markStored(c *netdoc.Consensus) {
+	digests := make([][32]byte, len(c.Relays))
+	keep := make(map[[32]byte]struct{}, len(c.Relays))
+	for i := range c.Relays {
+		digests[i] = c.Relays[i].MicrodescDigest
+		keep[digests[i]] = struct{}{}
+	}
+	b.storeErr("listing times", b.cfg.Store.MarkListed(c.ValidAfter, digests))
+	// Keep what any consensus of the last week listed, as C tor does.
+	n, err := b.cfg.Store.PruneMicrodescs(func(d [32]byte) bool { _, ok := keep[d]; return ok }, c.ValidAfter.Add(-7*24*time.Hour))
+	b.storeErr("pruning", err)
+	if n > 0 {
+		b.logf("bootstrap: pruned %d microdescriptors no recent consensus lists", n)
+	}
+}

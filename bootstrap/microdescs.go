@@ -1,0 +1,243 @@
+package bootstrap
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/dircache/netdir"
+	"github.com/onionlite/onionlite/internal/dirclient"
+	"github.com/onionlite/onionlite/internal/netdoc"
+)
+
+// loadChunk is how much stored microdescriptor text is parsed at once on a
+// warm start.
+const loadChunk = 256 << 10
+
+// addStoredMicrodescs feeds every stored microdescriptor to bld, which
+// keeps those its consensus lists. The store re-hashes each one; parsing
+// re-derives every digest again, so nothing unverified reaches the view.
+func (b *Bootstrapper) addStoredMicrodescs(bld *netdir.Builder) {
+	buf := make([]byte, 0, loadChunk+16<<10)
+	loaded := 0
+	flush := func() {
+		if len(buf) == 0 {
+			return
+		}
+		mds, err := netdoc.ParseMicrodescs(buf)
+		if err != nil {
+			b.logf("bootstrap: stored microdescriptors: %v", err)
+		}
+		n, err := bld.AddMicrodescs(mds)
+		if err != nil {
+			b.logf("bootstrap: stored microdescriptors: %v", err)
+		}
+		loaded += n
+		buf = buf[:0]
+	}
+	dropped, err := b.cfg.Store.ForEachMicrodesc(func(_ [32]byte, text []byte) error {
+		buf = append(buf, text...)
+		if len(buf) >= loadChunk {
+			flush()
+		}
+		return nil
+	})
+	flush()
+	if err != nil {
+		b.logf("bootstrap: reading stored microdescriptors: %v", err)
+	}
+	if dropped > 0 {
+		b.logf("bootstrap: %d stored microdescriptors failed verification and were dropped", dropped)
+	}
+	b.count(func(s *Stats) { s.MicrodescsLoaded += loaded })
+	b.mdProgress(bld.DirInfo())
+}
+
+func (b *Bootstrapper) mdProgress(di netdir.DirInfo) {
+	b.setProgress(func(p *Progress) {
+		p.Microdescs, p.MicrodescsWanted = di.Present, di.Usable
+		if p.Phase == PhaseMicrodescs && di.Usable > 0 {
+			p.Percent = 50 + 49*di.Present/di.Usable
+		}
+	})
+}
+
+// mdBatch is a list of wanted digests and how often it was tried.
+type mdBatch struct {
+	digests [][32]byte
+	tries   int
+}
+
+// completeMicrodescs fetches every microdescriptor bld still misses, in
+// large batches spread over up to Parallel caches, and fails only if the
+// result is not enough to build circuits. nd, when not nil, is the
+// previous view: it names caches with known keys.
+func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Builder, cons *netdoc.Consensus, nd *netdir.NetDir) error {
+	missing := bld.MissingMicrodescs()
+	if len(missing) > 0 {
+		b.phase(PhaseMicrodescs, 50, fmt.Sprintf("downloading %d microdescriptors", len(missing)))
+		b.fetchMicrodescs(ctx, bld, cons, nd, missing)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	di := bld.DirInfo()
+	b.mdProgress(di)
+	if !di.Enough(di.Threshold) {
+		return fmt.Errorf("%w: %d of %d usable relays have one (paths %.0f%%, need %.0f%%)",
+			ErrNotEnoughDirInfo, di.Present, di.Usable, 100*di.Paths, 100*di.Threshold)
+	}
+	return nil
+}
+
+func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder, cons *netdoc.Consensus, nd *netdir.NetDir, missing [][32]byte) {
+	// How many caches to use: enough that each gets a batch that
+	// compresses well, at most Parallel.
+	k := min(b.parallel, (len(missing)+minMicrodescsPerSource-1)/minMicrodescsPerSource)
+	k = max(k, 1)
+	per := min(maxMicrodescsPerRequest, (len(missing)+k-1)/k)
+	var queue []*mdBatch
+	for i := 0; i < len(missing); i += per {
+		queue = append(queue, &mdBatch{digests: missing[i:min(i+per, len(missing))]})
+	}
+
+	var sources []*source
+	if nd != nil {
+		sources = b.cacheSources(nd, 4*b.parallel, nil)
+	} else {
+		sources = b.consensusCacheSources(cons, 4*b.parallel, nil)
+	}
+	sources = append(sources, b.bootstrapSources(nil)...) // authorities last
+
+	var (
+		mu       sync.Mutex
+		cond     = sync.NewCond(&mu)
+		inflight int
+		next     int
+		bldMu    sync.Mutex
+		wg       sync.WaitGroup
+	)
+	stop := context.AfterFunc(ctx, func() { mu.Lock(); cond.Broadcast(); mu.Unlock() })
+	defer stop()
+	nextSource := func() *source { // mu held
+		if next >= len(sources) {
+			return nil
+		}
+		next++
+		return sources[next-1]
+	}
+	worker := func(src *source) {
+		defer wg.Done()
+		for src != nil {
+			mu.Lock()
+			for len(queue) == 0 && inflight > 0 && ctx.Err() == nil {
+				cond.Wait()
+			}
+			if len(queue) == 0 || ctx.Err() != nil {
+				mu.Unlock()
+				return
+			}
+			bt := queue[0]
+			queue = queue[1:]
+			inflight++
+			mu.Unlock()
+
+			rest, err := b.microdescBatch(ctx, src, bt.digests, bld, &bldMu)
+
+			mu.Lock()
+			inflight--
+			if len(rest) > 0 {
+				if bt.tries+1 < maxAttempts {
+					queue = append(queue, &mdBatch{digests: rest, tries: bt.tries + 1})
+				} else {
+					b.logf("bootstrap: giving up on %d microdescriptors after %d attempts", len(rest), maxAttempts)
+				}
+			}
+			if err != nil {
+				b.count(func(s *Stats) { s.RequestFailures++ })
+				b.logf("bootstrap: microdescriptors from %s: %v", src.name, err)
+				src = nextSource()
+			}
+			cond.Broadcast()
+			mu.Unlock()
+		}
+	}
+	mu.Lock()
+	for i := 0; i < k; i++ {
+		if src := nextSource(); src != nil {
+			wg.Add(1)
+			go worker(src)
+		}
+	}
+	mu.Unlock()
+	wg.Wait()
+}
+
+// microdescBatch fetches digests from src, adds what arrives to bld and the
+// store, and returns the digests still missing. Complete descriptors of a
+// truncated answer are kept.
+func (b *Bootstrapper) microdescBatch(ctx context.Context, src *source, digests [][32]byte, bld *netdir.Builder, bldMu *sync.Mutex) ([][32]byte, error) {
+	var path strings.Builder
+	path.Grow(len("/tor/micro/d/") + 44*len(digests))
+	path.WriteString("/tor/micro/d/")
+	for i, d := range digests {
+		if i > 0 {
+			path.WriteByte('-')
+		}
+		path.WriteString(base64.RawStdEncoding.EncodeToString(d[:]))
+	}
+	req := &dirclient.Request{Path: path.String(), MaxBody: maxMicrodescBatchSize, SizeHint: 512 * len(digests)}
+	resp, fetchErr := b.fetch.do(ctx, src, kindMicrodescs, req)
+	if resp == nil || len(resp.Body) == 0 {
+		if fetchErr == nil {
+			fetchErr = errors.New("empty answer")
+		}
+		return digests, fetchErr
+	}
+	body := resp.Body
+	mds, perr := netdoc.ParseMicrodescs(body)
+	if perr != nil && fetchErr == nil {
+		b.logf("bootstrap: microdescriptors from %s: %v", src.name, perr)
+	}
+	want := make(map[[32]byte]bool, len(digests))
+	for _, d := range digests {
+		want[d] = true
+	}
+	keep := mds[:0]
+	var toStore []dircache.Microdesc
+	for _, md := range mds {
+		if !want[md.Digest] {
+			continue // unrequested, duplicate, or cut short: discard
+		}
+		delete(want, md.Digest)
+		keep = append(keep, md)
+		s, e := md.Extent()
+		toStore = append(toStore, dircache.Microdesc{Digest: md.Digest, Text: body[s:e]})
+	}
+	bldMu.Lock()
+	_, aerr := bld.AddMicrodescs(keep)
+	di := bld.DirInfo()
+	bldMu.Unlock()
+	if aerr != nil {
+		b.logf("bootstrap: adding microdescriptors: %v", aerr)
+	}
+	b.count(func(s *Stats) { s.MicrodescsFetched += len(keep) })
+	b.mdProgress(di)
+	if len(toStore) > 0 {
+		b.storeErr("microdescriptors", b.cfg.Store.PutMicrodescs(b.clock.Now(), toStore))
+	}
+	var rest [][32]byte
+	for _, d := range digests {
+		if want[d] {
+			rest = append(rest, d)
+		}
+	}
+	if fetchErr == nil && len(rest) > 0 {
+		fetchErr = fmt.Errorf("answer lacked %d of %d microdescriptors", len(rest), len(digests))
+	}
+	return rest, fetchErr
+}
