@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/onionlite/onionlite/sdk"
+	"github.com/onionlite/onionlite/transport"
+)
+
+// clientFlags are the options every client command (bootstrap, get,
+// socks) shares.
+type clientFlags struct {
+	authorities string
+	dataDir     string
+	proxy       string
+	statsJSON   string
+	testNetwork bool
+	verbose     bool
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.authorities, "authorities", "", "file of torrc DirAuthority lines (a test network); default: the real Tor network")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for the cache and client state (default: the user cache directory)")
+	fs.StringVar(&f.proxy, "proxy", "", "reach relays through this upstream proxy: socks5://[user:pass@]host:port")
+	fs.StringVar(&f.statsJSON, "stats-json", "", "write statistics as JSON to this file when done")
+	fs.BoolVar(&f.testNetwork, "test-network", false, "relax path rules a loopback test network cannot meet (implied when every authority is on loopback)")
+	fs.BoolVar(&f.verbose, "v", false, "log debugging output to stderr")
+}
+
+// client builds the sdk.Client the flags describe.
+func (f *clientFlags) client(stderr io.Writer) (*sdk.Client, error) {
+	c := &sdk.Client{DataDir: f.dataDir, TestNetwork: f.testNetwork}
+	if c.DataDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no --data-dir and no user cache directory: %v", err)
+		}
+		c.DataDir = filepath.Join(base, "onionlite")
+	}
+	if f.authorities != "" {
+		lines, err := readAuthorityLines(f.authorities)
+		if err != nil {
+			return nil, err
+		}
+		c.Authorities = lines
+	}
+	if f.proxy != "" {
+		d, err := parseProxy(f.proxy)
+		if err != nil {
+			return nil, err
+		}
+		c.Dialer = d
+	}
+	if f.verbose {
+		c.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	}
+	return c, nil
+}
+
+func readAuthorityLines(path string) ([]string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--authorities: %v", err)
+	}
+	defer fh.Close()
+	var lines []string
+	sc := bufio.NewScanner(io.LimitReader(fh, 1<<20))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--authorities: %v", err)
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("--authorities: %s has no DirAuthority lines", path)
+	}
+	return lines, nil
+}
+
+// parseProxy accepts socks5://[user:pass@]host:port (socks5h too).
+func parseProxy(s string) (transport.Dialer, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "socks5" && u.Scheme != "socks5h") || u.Host == "" || u.Port() == "" {
+		return nil, fmt.Errorf("--proxy: want socks5://[user:pass@]host:port, got %q", s)
+	}
+	d := &transport.SOCKS5{Addr: u.Host}
+	if u.User != nil {
+		d.Username = u.User.Username()
+		d.Password, _ = u.User.Password()
+	}
+	return d, nil
+}
+
+// clientStats is the --stats-json output shared by the client commands.
+// The field names are a contract: scripts read them.
+type clientStats struct {
+	BootstrapMS        int64            `json:"bootstrap_ms"`
+	BytesRead          int64            `json:"bytes_read"`
+	BytesWritten       int64            `json:"bytes_written"`
+	DirBytesRead       int64            `json:"dir_bytes_read"`
+	DirBytesByKind     map[string]int64 `json:"dir_bytes_by_kind"`
+	ConsensusSource    string           `json:"consensus_source"`
+	MicrodescsFetched  int              `json:"microdescs_fetched"`
+	MicrodescsCached   int              `json:"microdescs_from_cache"`
+	Relays             int              `json:"relays"`
+	PeakRSSBytes       int64            `json:"peak_rss_bytes"`
+	ConsensusValidFrom string           `json:"consensus_valid_after,omitempty"`
+	StoreErrors        int              `json:"store_errors"`
+	StorageWarning     string           `json:"storage_warning,omitempty"`
+	// Set by "get".
+	FirstByteMS *int64 `json:"first_byte_ms,omitempty"`
+	TotalMS     *int64 `json:"total_ms,omitempty"`
+	BodyBytes   *int64 `json:"body_bytes,omitempty"`
+}
+
+func newClientStats(st sdk.Stats, bootstrap time.Duration) *clientStats {
+	r := &clientStats{
+		BootstrapMS: bootstrap.Milliseconds(), BytesRead: st.BytesRead, BytesWritten: st.BytesWritten,
+		DirBytesRead: st.DirBytesRead, DirBytesByKind: st.DirBytesByKind, ConsensusSource: st.ConsensusSource,
+		MicrodescsFetched: st.MicrodescsFetched, MicrodescsCached: st.MicrodescsFromCache, Relays: st.Relays,
+		PeakRSSBytes: peakRSS(), StoreErrors: st.StoreErrors, StorageWarning: st.StorageWarning,
+	}
+	if !st.ConsensusValidAfter.IsZero() {
+		r.ConsensusValidFrom = st.ConsensusValidAfter.UTC().Format(time.RFC3339)
+	}
+	return r
+}
+
+func writeStats(path string, r *clientStats) error {
+	if path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--stats-json: %v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--stats-json: %v", err)
+	}
+	return nil
+}
+
+// errLine turns an error into the one line a command prints.
+func errLine(err error) string {
+	var e *sdk.Error
+	if errors.As(err, &e) {
+		return fmt.Sprintf("%v (%s)", err, e.Kind)
+	}
+	return err.Error()
+}

@@ -1,0 +1,327 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onionlite/onionlite/bootstrap"
+	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/internal/chanmgr"
+	"github.com/onionlite/onionlite/internal/channel"
+	"github.com/onionlite/onionlite/internal/circuit"
+	"github.com/onionlite/onionlite/internal/clock"
+	"github.com/onionlite/onionlite/internal/netdoc"
+	"github.com/onionlite/onionlite/transport"
+)
+
+// Clock tells the time. It exists so that replays of old Tor documents and
+// tests can run at another date; nil means the system clock.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// RefreshPolicy chooses when a running client fetches new consensuses.
+type RefreshPolicy int
+
+const (
+	// RefreshPrompt fetches each new consensus shortly after the current
+	// one stops being fresh (hourly on the live network), as a diff.
+	RefreshPrompt RefreshPolicy = iota
+	// RefreshDirSpec follows dir-spec's randomised client schedule: about
+	// half as many wake-ups and diffs, with a directory up to three hours
+	// old. Thriftier on metered links and batteries.
+	RefreshDirSpec
+)
+
+// Client is a Tor client. Configure it by setting fields, then call any
+// method; the first call starts it (Start is optional). Fields must not
+// change after that. The zero value is not usable: DataDir (or Store) is
+// required.
+type Client struct {
+	// DataDir holds the directory cache and client state (guards). Put it
+	// in a no-backup cache directory on mobile. Required unless Store is
+	// set.
+	DataDir string
+	// Store, if set, is used instead of the cache under DataDir.
+	Store dircache.Store
+	// Authorities are torrc-style "DirAuthority ..." lines (one per
+	// element, or several per element separated by newlines). Nil means
+	// the real Tor network's authorities; test networks pass theirs.
+	Authorities []string
+	// Dialer reaches relays' ORPorts. Nil means direct TCP; use
+	// &transport.SOCKS5{Addr: "host:port"} for an upstream proxy.
+	Dialer transport.Dialer
+	// TestNetwork relaxes the rules a loopback test network cannot meet
+	// (all relays share one /16), like C tor's TestingTorNetwork. Never
+	// set it for the real network.
+	TestNetwork bool
+	// Refresh is the consensus refresh policy.
+	Refresh RefreshPolicy
+	// MemoryBudget is the whole-process memory budget in bytes that
+	// queues, buffers and caches are sized from. Zero means the platform
+	// default.
+	MemoryBudget int64
+	// KeepPadding keeps Tor's link padding on. By default the client asks
+	// relays to stop padding its links (PADDING_NEGOTIATE STOP), as C
+	// tor's ReducedConnectionPadding does for mobile, which saves bytes
+	// and battery at some cost against traffic analysis by netflow logs.
+	KeepPadding bool
+	// Clock is the time source. Nil means the system clock.
+	Clock Clock
+	// Logf receives debugging logs. Nil discards them. Destinations and
+	// addresses are scrubbed.
+	Logf func(format string, args ...any)
+
+	once    sync.Once
+	core    *core
+	initErr error
+	iso     uint64 // isolation group; 0 is the default
+}
+
+// core is the state shared by a Client and its Isolated views.
+type core struct {
+	logf      func(format string, args ...any)
+	clock     clock.Clock
+	store     dircache.Store
+	ownStore  bool
+	chans     *chanmgr.Manager
+	boot      *bootstrap.Bootstrapper
+	events    *broadcaster
+	storeWarn error
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	nextIso uint64
+}
+
+// Start validates the configuration and starts the client in the
+// background: it loads the cache and begins bootstrapping. It returns at
+// once; use Bootstrap to wait. Calling it again returns the first result.
+func (c *Client) Start() error {
+	c.once.Do(func() {
+		if c.core != nil { // an Isolated view: shares a started core
+			return
+		}
+		c.core, c.initErr = c.start()
+	})
+	return c.initErr
+}
+
+func (c *Client) start() (*core, error) {
+	logf := c.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	var auths []netdoc.Authority
+	if c.Authorities == nil {
+		auths = netdoc.DefaultAuthorities()
+	} else {
+		var err error
+		auths, err = netdoc.ParseAuthorityFile(strings.Join(c.Authorities, "\n"))
+		if err != nil {
+			return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+		}
+		if len(auths) == 0 {
+			return nil, &Error{Kind: KindConfig, Op: "start", Err: errors.New("no DirAuthority lines")}
+		}
+	}
+	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster()}
+	switch {
+	case c.Store != nil:
+		k.store = c.Store
+	case c.DataDir != "":
+		db, err := openStore(c.DataDir, logf)
+		if err != nil {
+			// A read-only or full data directory: keep working from
+			// memory, and tell the app.
+			k.storeWarn = err
+			logf("onionlite: data directory unusable, running from memory: %v", err)
+			k.store = dircache.NewMemStore()
+		} else {
+			k.store = db
+		}
+		k.ownStore = true
+	default:
+		return nil, &Error{Kind: KindConfig, Op: "start", Err: errors.New("DataDir or Store is required")}
+	}
+	padding := channel.PaddingOff
+	if c.KeepPadding {
+		padding = channel.PaddingDefault
+	}
+	k.chans = chanmgr.New(&channel.Config{Dialer: c.Dialer, Clock: c.Clock, Padding: padding, Logf: logf})
+	sched := bootstrap.SchedulePrompt
+	if c.Refresh == RefreshDirSpec {
+		sched = bootstrap.ScheduleDirSpec
+	}
+	boot, err := bootstrap.New(bootstrap.Config{
+		Authorities: auths,
+		Store:       k.store,
+		Channels:    k.chans,
+		Circuit:     &circuit.Config{Clock: c.Clock},
+		Clock:       c.Clock,
+		Schedule:    sched,
+		OnProgress:  func(p bootstrap.Progress) { k.events.publish(Event{Kind: EventProgress, Progress: progressOf(p)}) },
+		Logf:        logf,
+	})
+	if err != nil {
+		k.close()
+		return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+	}
+	k.boot = boot
+	k.ctx, k.cancel = context.WithCancel(context.Background())
+	if k.storeWarn != nil {
+		k.events.publish(Event{Kind: EventWarning, Err: &Error{Kind: KindStorage, Op: "start", Err: k.storeWarn}})
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		k.run()
+	}()
+	return k, nil
+}
+
+func openStore(dataDir string, logf func(string, ...any)) (*dircache.DB, error) {
+	dir := filepath.Join(dataDir, "cache")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %v", dircache.ErrReadOnly, err)
+	}
+	db, err := dircache.Open(dir, dircache.Options{Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	if rerr := db.Recovery(); rerr != nil {
+		logf("onionlite: the cache was repaired on open: %v", rerr)
+	}
+	return db, nil
+}
+
+// run keeps the directory current, announces readiness, and closes idle
+// channels.
+func (k *core) run() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := k.boot.Run(k.ctx); err != nil && k.ctx.Err() == nil {
+			k.logf("onionlite: directory refresh stopped: %v", err)
+		}
+	}()
+	ready := k.boot.Ready()
+	for {
+		select {
+		case <-k.ctx.Done():
+			<-done
+			return
+		case <-ready:
+			ready = nil
+			k.events.publish(Event{Kind: EventReady, Progress: progressOf(k.boot.Progress())})
+		case <-k.clock.After(30 * time.Second):
+			k.chans.CloseIdle(2 * time.Minute)
+		}
+	}
+}
+
+func (k *core) close() error {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return ErrClosed
+	}
+	k.closed = true
+	k.mu.Unlock()
+	if k.cancel != nil {
+		k.cancel()
+	}
+	if k.boot != nil {
+		k.boot.Close()
+	}
+	k.wg.Wait()
+	if k.chans != nil {
+		k.chans.Close()
+	}
+	k.events.close()
+	if k.ownStore && k.store != nil {
+		k.store.Close()
+	}
+	return nil
+}
+
+func (c *Client) started(op string) (*core, error) {
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	k := c.core
+	k.mu.Lock()
+	closed := k.closed
+	k.mu.Unlock()
+	if closed {
+		return nil, &Error{Kind: KindClosed, Op: op}
+	}
+	return k, nil
+}
+
+// Bootstrap blocks until the client has a usable directory, fetching what
+// the cache lacks, or until ctx ends. It returns nil at once when the
+// directory is ready.
+func (c *Client) Bootstrap(ctx context.Context) error {
+	k, err := c.started("bootstrap")
+	if err != nil {
+		return err
+	}
+	if err := k.boot.Bootstrap(ctx); err != nil {
+		return bootstrapError(err)
+	}
+	return nil
+}
+
+func bootstrapError(err error) error {
+	var skew *bootstrap.ClockSkewError
+	switch {
+	case errors.As(err, &skew):
+		return &Error{Kind: KindClockSkew, Op: "bootstrap", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Kind: KindTimeout, Op: "bootstrap", Err: err}
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, bootstrap.ErrClosed):
+		return &Error{Kind: KindClosed, Op: "bootstrap", Err: err}
+	}
+	return &Error{Kind: KindBootstrapFailed, Op: "bootstrap", Err: err}
+}
+
+// Ready reports whether the directory is usable.
+func (c *Client) Ready() bool {
+	if c.Start() != nil {
+		return false
+	}
+	select {
+	case <-c.core.boot.Ready():
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops the client, closes every circuit and connection, and
+// releases the data directory. A second Close returns an error matching
+// ErrClosed. Isolated views share the client: closing any closes all.
+func (c *Client) Close() error {
+	if err := c.Start(); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Kind == KindConfig {
+			return nil // nothing was started
+		}
+		return err
+	}
+	return c.core.close()
+}
