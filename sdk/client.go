@@ -100,8 +100,8 @@ type core struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	closed  bool
 	nextIso uint64
 }
 
