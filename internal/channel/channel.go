@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	// HighWater is the outbound queue length, in cells, at which
 	// WaitWritable starts to block. Zero means 256.
 	HighWater int
+	// HandshakeTimeout bounds the TLS and link handshakes (not the TCP
+	// or proxy dial, which the Dialer bounds) when the context passed to
+	// Dial or Client has no earlier deadline. Zero means 60 s.
+	HandshakeTimeout time.Duration
 	// Padding chooses what the relay is asked about link padding
 	// (padding-spec 2.5). The zero value leaves the relay to pad as the
 	// consensus says. onionlite itself never sends link padding.
@@ -77,6 +82,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.HighWater <= 0 {
 		out.HighWater = 256
+	}
+	if out.HandshakeTimeout <= 0 {
+		out.HandshakeTimeout = 60 * time.Second
 	}
 	if out.Logf == nil {
 		out.Logf = func(string, ...any) {}
@@ -209,6 +217,8 @@ func client(ctx context.Context, cfg *Config, raw net.Conn, t Target) (ch *Chann
 	}()
 	// The handshake obeys ctx: a deadline or a cancellation interrupts
 	// blocked reads and writes.
+	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(dl)
 	}
@@ -219,6 +229,11 @@ func client(ctx context.Context, cfg *Config, raw net.Conn, t Target) (ch *Chann
 			err = ctx.Err()
 		}
 		return nil, fmt.Errorf("channel: handshake: %w", errors.Join(context.Cause(ctx), err))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The socket deadline is the context's; say so even if the
+		// context's own timer has not fired yet.
+		return nil, fmt.Errorf("channel: handshake: %w (%w)", context.DeadlineExceeded, err)
 	}
 	if err != nil {
 		return nil, err

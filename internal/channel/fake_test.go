@@ -23,6 +23,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/onionlite/onionlite/internal/cell"
@@ -471,4 +472,21 @@ func TestFakeHandshakeViolations(t *testing.T) {
 	}
 	close(stall)
 	<-done
+
+	// A relay that stalls forever meets HandshakeTimeout (in fake time).
+	synctest.Test(t, func(t *testing.T) {
+		stall := make(chan struct{})
+		cc, done := fakeDial(t, func(r *responder) {
+			r.readVersions()
+			<-stall
+		})
+		defer func() {
+			close(stall)
+			<-done
+		}()
+		_, err := Client(context.Background(), &Config{HandshakeTimeout: time.Minute}, cc, fakeTarget())
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("stalled handshake: %v", err)
+		}
+	})
 }
