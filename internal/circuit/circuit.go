@@ -340,16 +340,18 @@ func (c *Circuit) finishHop(hs *handshake, r Relay, reply []byte) error {
 	if err != nil {
 		return err
 	}
-	// Lock order: recvMu, then sendMu (the reader sends SENDMEs while
-	// holding recvMu).
+	// The crypto layer and the hop appear together, so no cell can be
+	// decrypted for a hop the circuit does not know, nor encrypted for
+	// one it has no keys for. Lock order: recvMu, sendMu, mu (the reader
+	// sends SENDMEs while holding recvMu).
 	c.recvMu.Lock()
 	c.sendMu.Lock()
-	c.crypto.Add(rc)
-	c.sendMu.Unlock()
-	c.recvMu.Unlock()
 	c.mu.Lock()
+	c.crypto.Add(rc)
 	c.hops = append(c.hops, h)
 	c.mu.Unlock()
+	c.sendMu.Unlock()
+	c.recvMu.Unlock()
 	return nil
 }
 
@@ -617,11 +619,6 @@ func (c *Circuit) handleRelay(b *cell.Cell) error {
 	}
 	if hdr.Cmd == cell.RelayData {
 		c.mu.Lock()
-		if hopIdx >= len(c.hops) {
-			c.mu.Unlock()
-			c.pool.Put(b)
-			return nil
-		}
 		due, echo, err := c.hops[hopIdx].flow.delivered(digest)
 		c.mu.Unlock()
 		if err != nil {
@@ -677,7 +674,7 @@ func (c *Circuit) handleControl(hopIdx int, cmd cell.RelayCmd, body []byte) erro
 			return protoErr("%v", err)
 		}
 		c.mu.Lock()
-		err = c.hops[hopIdx].flow.sendmeReceived(m)
+		err = c.hops[hopIdx].flow.sendmeReceived(m) // hopIdx < len(c.hops): see finishHop
 		if err == nil {
 			close(c.windowCh)
 			c.windowCh = make(chan struct{})
