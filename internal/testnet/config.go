@@ -101,7 +101,7 @@ func voteTimes(d time.Duration) (vote, dist, initial, initVote, initDist int) {
 	default:
 		vote, dist = 5, 5
 	}
-	initial = min(s, 20)
+	initial = min(s, 10)
 	if initial < 20 {
 		initVote, initDist = 2, 2
 	} else {

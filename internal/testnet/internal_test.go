@@ -161,7 +161,7 @@ func TestTorrcsVerify(t *testing.T) {
 			nd := auth
 			nd.Role = role
 			nd.DataDir = filepath.Join(dir, "n")
-			rc := nodeTorrc(&nd, dir, dir, ivl, auths)
+			rc := nodeTorrc(&nd, dir, dir, ivl, 9, auths)
 			for _, must := range []string{"OutboundBindAddress 127.0.0.1\n", "AddressDisableIPv6 1\n", "ServerDNSResolvConfFile " + dir + "/resolv.conf\n", "UseDefaultFallbackDirs 0\n"} {
 				if !strings.Contains(rc, must) {
 					t.Errorf("%v torrc lacks %q", role, must)

@@ -55,6 +55,10 @@ type procRecord struct {
 
 func secondsDuration(s int) time.Duration { return time.Duration(s) * time.Second }
 
+// firstVoteLead is how long after writing the configurations the first
+// vote should start: time to launch every node and post descriptors.
+const firstVoteLead = 5 * time.Second
+
 // Start builds and starts a network and returns once it is ready (see the
 // package doc), or when ctx ends, with an error naming the log directory.
 // On error everything it started has been stopped and the directory is
@@ -210,12 +214,17 @@ func (n *Network) create(ctx context.Context) error {
 	n.mu.Unlock()
 
 	// Keys: tor-gencert for the authorities, then tor --list-fingerprint
-	// for every node (it creates the relay keys the node later uses).
+	// (it creates the relay keys the node later uses): every torrc names
+	// the authorities by fingerprint. Other relays make their keys when
+	// they start; waitListening reads them then.
 	t0 := n.clk.Now()
 	errs := make([]error, total)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for i := range nodes {
+		if nodes[i].Role != Authority {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -237,7 +246,7 @@ func (n *Network) create(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	n.logf("keys for %d nodes made in %v", total, n.clk.Now().Sub(t0).Round(time.Millisecond))
+	n.logf("authority keys made in %v", n.clk.Now().Sub(t0).Round(time.Millisecond))
 	n.mu.Lock()
 	n.nodes = nodes
 	n.mu.Unlock()
@@ -289,8 +298,15 @@ func (n *Network) writeConfigs() error {
 		return err
 	}
 	ivl := int(n.cfg.Interval / time.Second)
+	// The first consensus comes on the initial voting grid. Shift that
+	// grid so its next round starts about firstVoteLead after now, when
+	// every node runs and has posted its descriptor, instead of waiting
+	// for the next multiple of the initial interval.
+	_, _, initial, initVote, initDist := voteTimes(n.cfg.Interval)
+	validAfter := n.clk.Now().Add(firstVoteLead).Unix() + int64(initVote+initDist)
+	offset := int(validAfter % int64(initial))
 	for _, nd := range n.Nodes() {
-		rc := nodeTorrc(&nd, n.dir, filepath.Join(n.LogDir(), nd.Nick), ivl, auths)
+		rc := nodeTorrc(&nd, n.dir, filepath.Join(n.LogDir(), nd.Nick), ivl, offset, auths)
 		if err := os.WriteFile(filepath.Join(nd.DataDir, "torrc"), []byte(rc), 0o600); err != nil {
 			return err
 		}
@@ -345,8 +361,10 @@ func (n *Network) launch(nick string) error {
 	return nil
 }
 
-// waitListening waits for a node's control port file, and fails early
-// with the tail of its log if it exits.
+// waitListening waits for a node's control port file (tor writes it
+// once it has bound every listener) and, for a relay started without
+// keys, for its fingerprint and ed25519 identity files. It fails early
+// with the tail of the node's log if the node exits.
 func (n *Network) waitListening(ctx context.Context, nick string) error {
 	n.mu.Lock()
 	nd, err := n.node(nick)
@@ -354,15 +372,30 @@ func (n *Network) waitListening(ctx context.Context, nick string) error {
 		n.mu.Unlock()
 		return err
 	}
-	dataDir, p := nd.DataDir, n.procs[nick]
+	dataDir, p, needKeys := nd.DataDir, n.procs[nick], nd.Fingerprint == ""
 	n.mu.Unlock()
 	deadline := n.clk.After(60 * time.Second)
+	port := 0
+	var fp string
+	var id [32]byte
 	for {
-		port, err := readPortFile(filepath.Join(dataDir, "control_port"))
-		if err == nil {
+		if port == 0 {
+			port, _ = readPortFile(filepath.Join(dataDir, "control_port"))
+		}
+		if needKeys && fp == "" {
+			if f, err := readFingerprint(dataDir, nick); err == nil {
+				if id, err = readEd25519ID(dataDir); err == nil {
+					fp = f
+				}
+			}
+		}
+		if port != 0 && (!needKeys || fp != "") {
 			n.mu.Lock()
 			if nd, err := n.node(nick); err == nil {
 				nd.ControlPort = port
+				if needKeys {
+					nd.Fingerprint, nd.Ed25519ID = fp, id
+				}
 			}
 			n.mu.Unlock()
 			return nil
@@ -373,7 +406,7 @@ func (n *Network) waitListening(ctx context.Context, nick string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to listen: %w", nick, ctx.Err())
 		case <-deadline:
-			return fmt.Errorf("%s did not open its listeners within 60s", nick)
+			return fmt.Errorf("%s did not open its listeners and write its keys within 60s", nick)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -476,7 +509,7 @@ func (n *Network) startHTTP(ctx context.Context) error {
 // Relays started before the first consensus back off exponentially after
 // each 404, and then often fetch the consensus half a minute after it
 // appeared. So once the authorities' consensus is complete, a node that
-// still lacks it (or a microdescriptor) for 3 s gets a SIGHUP, which makes
+// still lacks it (or a microdescriptor) a second later gets a SIGHUP, which makes
 // tor reset its download schedules and fetch at once.
 func (n *Network) waitReady(ctx context.Context) error {
 	last := ""
@@ -506,7 +539,7 @@ func (n *Network) waitReady(ctx context.Context) error {
 		} else if completeSince.IsZero() {
 			completeSince = now
 		}
-		if !completeSince.IsZero() && now.Sub(completeSince) >= 3*time.Second {
+		if !completeSince.IsZero() && now.Sub(completeSince) >= time.Second {
 			for _, nick := range lagging {
 				if now.Sub(nudged[nick]) < 5*time.Second {
 					continue
@@ -598,6 +631,8 @@ func (n *Network) Stop() error {
 	}
 	if n.failed.Load() {
 		fmt.Fprintf(os.Stderr, "testnet: run failed; network directory kept: %s (logs in %s)\n", n.dir, n.LogDir())
+	} else if n.temp && os.Getenv(EnvKeep) == "1" {
+		fmt.Fprintf(os.Stderr, "testnet: $%s=1: network directory kept: %s\n", EnvKeep, n.dir)
 	} else if n.temp {
 		if rerr := os.RemoveAll(n.dir); rerr != nil {
 			err = rerr

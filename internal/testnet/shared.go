@@ -21,6 +21,9 @@ const (
 	// has the same effect here).
 	EnvRequire        = "ONIONLITE_REQUIRE_TOR"
 	envRequireRealnet = "ONIONLITE_REQUIRE_REALNET"
+	// EnvKeep, set to 1, makes Stop keep a temporary network directory
+	// (logs included) even when the run passed.
+	EnvKeep = "ONIONLITE_TESTNET_KEEP"
 )
 
 // StartTimeout bounds the cold start of the shared network.
@@ -118,6 +121,12 @@ func Shared(t testing.TB) *Network {
 				}
 			}
 		} else {
+			if cfg.Logf == nil && testing.Verbose() {
+				t0 := time.Now()
+				cfg.Logf = func(format string, args ...any) {
+					fmt.Fprintf(os.Stderr, "%6.1fs %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+				}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
 			n, err = Start(ctx, cfg)
 			cancel()

@@ -15,8 +15,9 @@ func authorityLine(n *Node) string {
 // nodeTorrc renders the configuration of one node: the common part of
 // ../shared/notes/tor-testnet.md section 4 plus the role's additions, run
 // in the foreground, with the control port on an automatic port written
-// to DataDir/control_port.
-func nodeTorrc(n *Node, root, logDir string, interval int, auths []string) string {
+// to DataDir/control_port. offset shifts the authorities' voting schedule
+// (TestingV3AuthVotingStartOffset, seconds).
+func nodeTorrc(n *Node, root, logDir string, interval, offset int, auths []string) string {
 	var b strings.Builder
 	l := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	l("# onionlite testnet node %s (%s); written by internal/testnet", n.Nick, n.Role)
@@ -63,6 +64,7 @@ func nodeTorrc(n *Node, root, logDir string, interval int, auths []string) strin
 		l("TestingV3AuthInitialVotingInterval %d", initial)
 		l("TestingV3AuthInitialVoteDelay %d", initVote)
 		l("TestingV3AuthInitialDistDelay %d", initDist)
+		l("TestingV3AuthVotingStartOffset %d", offset)
 		l("ExitRelay 0")
 		l("ExitPolicy reject *:*")
 	case Middle:
