@@ -448,6 +448,7 @@ func (ch *Channel) writeLoop() {
 		for {
 			batch = batch[:0]
 			ch.mu.Lock()
+			full := len(ch.outq)-ch.head >= ch.cfg.HighWater
 			n := 0
 			for ch.head < len(ch.outq) && n < ch.cfg.WriteBatch {
 				q := ch.outq[ch.head]
@@ -466,12 +467,10 @@ func (ch *Channel) writeLoop() {
 				ch.outq = ch.outq[:m]
 				ch.head = 0
 			}
-			if len(ch.outq)-ch.head < ch.cfg.HighWater {
-				select {
-				case <-ch.space:
-				default:
-					close(ch.space)
-				}
+			if full && len(ch.outq)-ch.head < ch.cfg.HighWater {
+				// WaitWritable only waits at or above HighWater, so the
+				// crossing is the only moment to wake it.
+				close(ch.space)
 				ch.space = make(chan struct{})
 			}
 			ch.mu.Unlock()

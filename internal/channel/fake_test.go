@@ -53,6 +53,7 @@ hjr5zBuHs4nHKvf2TAIYjOR0W9qRYS8G3xjCc2zU5bb8
 -----END RSA PRIVATE KEY-----`
 
 type fakeKeys struct {
+	made    time.Time // the certificates are valid for a day from here
 	tlsCert tls.Certificate
 	certs   []byte // CERTS payload
 	id      torcrypto.RelayIdentity
@@ -79,7 +80,8 @@ func edCert(typ, keyType uint8, key []byte, expires time.Time, signer ed25519.Pr
 
 func fakeRelayKeys(t testing.TB) fakeKeys {
 	fakeOnce.Do(func() {
-		now := time.Now()
+		now := clock.Real{}.Now()
+		fake.made = now
 		blk, _ := pem.Decode([]byte(fakeRSAKey))
 		rsaKey, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
 		if err != nil {
@@ -487,6 +489,68 @@ func TestFakeHandshakeViolations(t *testing.T) {
 		_, err := Client(context.Background(), &Config{HandshakeTimeout: time.Minute}, cc, fakeTarget())
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("stalled handshake: %v", err)
+		}
+	})
+}
+
+// TestWaitWritable: WaitWritable blocks while HighWater cells are queued
+// and returns once the writer drains below it; Send itself never blocks.
+func TestWaitWritable(t *testing.T) {
+	k := fakeRelayKeys(t)
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		cc, done := fakeDial(t, func(r *responder) {
+			r.standard(0)
+			r.readCell()
+			<-release
+			for {
+				if _, err := r.readCell(); err != nil {
+					return
+				}
+			}
+		})
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+			cc.Close()
+			<-done
+		}()
+		// Fake time starts in 2000; the certificates are from today.
+		cfg := &Config{HighWater: 5, WriteBatch: 2, Clock: clock.At(k.made)}
+		ch, err := Client(context.Background(), cfg, cc, fakeTarget())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		for i := 0; i < 8; i++ {
+			c, _ := ch.Pool().Get(context.Background())
+			c.SetPayload(0x80000001, cell.CmdPadding, nil)
+			if err := ch.Send(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait() // the writer took a batch and blocks on the pipe
+		waited := make(chan error, 1)
+		go func() { waited <- ch.WaitWritable(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("WaitWritable returned with %d cells queued: %v", ch.Stats().Queued, err)
+		default:
+		}
+		close(release)
+		released = true
+		if err := <-waited; err != nil {
+			t.Fatal(err)
+		}
+		if q := ch.Stats().Queued; q >= 5 {
+			t.Fatalf("woke with %d queued", q)
+		}
+		ch.Close()
+		if err := ch.WaitWritable(context.Background()); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WaitWritable on a closed channel: %v", err)
 		}
 	})
 }
