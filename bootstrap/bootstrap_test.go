@@ -2,7 +2,9 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -363,4 +365,49 @@ func TestSlowLinkWithResets(t *testing.T) {
 		t.Fatalf("%d microdescriptors fetched for %d in the view: something was fetched twice", st.MicrodescsFetched, nd.NumMicrodescs())
 	}
 	t.Logf("slow link: %d resets, %d B down, %d B up, stats %+v", ps.Resets, ps.Down, ps.Up, st)
+}
+
+// TestBridgeOnly: with a bridge configured, every directory request goes
+// to it, none to the authorities or other caches.
+func TestBridgeOnly(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t))
+	r := newRig(t)
+	var bridge DirServer
+	for _, n := range r.net.Nodes() {
+		if n.Role == testnet.Middle {
+			fp, err := hex.DecodeString(n.Fingerprint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(bridge.Fingerprint[:], fp)
+			bridge.Nickname = "bridge-" + n.Nick
+			bridge.Addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(n.ORPort))
+			break
+		}
+	}
+	cm := chanmgr.New(&channel.Config{})
+	b, err := New(Config{Authorities: r.auths, Bridges: []DirServer{bridge}, Store: dircache.NewMemStore(), Channels: cm, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(); cm.Close() })
+	var mu sync.Mutex
+	asked := map[string]int{}
+	b.fetch.hook = func(kind docKind, src *source, resp *dirclient.Response, err error) (*dirclient.Response, error) {
+		mu.Lock()
+		asked[src.name]++
+		mu.Unlock()
+		return resp, err
+	}
+	if err := b.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || asked[bridge.Nickname] < 3 {
+		t.Fatalf("requests went to %v; want only %s", asked, bridge.Nickname)
+	}
+	if cs := cm.Stats(); cs.Opened != 1 {
+		t.Fatalf("%d channels opened; want the bridge's only", cs.Opened)
+	}
 }

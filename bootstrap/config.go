@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"fmt"
+	"net/netip"
 	"io"
 	"time"
 
@@ -98,6 +99,13 @@ type Config struct {
 	// DirAuthority lines). A consensus needs valid signatures from more
 	// than half of them.
 	Authorities []netdoc.Authority
+	// Fallbacks are directory caches to try before the authorities when
+	// no consensus is known (dir-spec 5.1: clients prefer fallbacks).
+	Fallbacks []DirServer
+	// Bridges, if set, are the only directory sources: everything is
+	// fetched from them, never from authorities or other caches, as a
+	// bridge user does.
+	Bridges []DirServer
 	// Store keeps documents between runs.
 	Store dircache.Store
 	// Channels opens and shares links to relays.
@@ -129,6 +137,14 @@ type Config struct {
 	// Logf receives debugging lines; nil discards them. No addresses or
 	// destinations are logged.
 	Logf func(format string, args ...any)
+}
+
+// DirServer is a relay reached for directory documents by its ORPort and
+// RSA identity (a fallback directory or a bridge).
+type DirServer struct {
+	Nickname    string
+	Fingerprint [20]byte
+	Addr        netip.AddrPort // IPv4 ORPort
 }
 
 const (

@@ -11,6 +11,7 @@ import (
 
 	"github.com/onionlite/onionlite/dircache"
 	"github.com/onionlite/onionlite/dircache/netdir"
+	"github.com/onionlite/onionlite/internal/circuit"
 	"github.com/onionlite/onionlite/internal/consdiff"
 	"github.com/onionlite/onionlite/internal/dirclient"
 	"github.com/onionlite/onionlite/internal/netdoc"
@@ -23,14 +24,19 @@ const consensusPath = "/tor/status-vote/current/consensus-microdesc"
 // a diff base (param try-diff-for-consensus-newer-than, 72 hours).
 const diffHorizon = 72 * time.Hour
 
-// bootstrapSources lists where to fetch a consensus: caches from the
-// current view in random bandwidth-weighted order when there is one, then
-// the authorities in random order.
+// bootstrapSources lists where to fetch a consensus: the bridges only, if
+// any are configured; otherwise caches from the current view in random
+// bandwidth-weighted order when there is one, then the fallbacks, then the
+// authorities, each group in random order.
 func (b *Bootstrapper) bootstrapSources(nd *netdir.NetDir) []*source {
+	if len(b.cfg.Bridges) > 0 {
+		return b.shuffle(dirServerSources(b.cfg.Bridges))
+	}
 	var out []*source
 	if nd != nil {
 		out = b.cacheSources(nd, maxAttempts, nil)
 	}
+	out = append(out, b.shuffle(dirServerSources(b.cfg.Fallbacks))...)
 	auths := make([]*source, 0, len(b.cfg.Authorities))
 	for _, a := range b.cfg.Authorities {
 		if a.Bridge || !a.Addr.IsValid() || a.ORPort == 0 {
@@ -38,17 +44,37 @@ func (b *Bootstrapper) bootstrapSources(nd *netdir.NetDir) []*source {
 		}
 		auths = append(auths, authoritySource(a))
 	}
-	for i := len(auths) - 1; i > 0; i-- { // Fisher–Yates
-		j := b.randIntn(i + 1)
-		auths[i], auths[j] = auths[j], auths[i]
+	return append(out, b.shuffle(auths)...)
+}
+
+func dirServerSources(ds []DirServer) []*source {
+	out := make([]*source, 0, len(ds))
+	for _, d := range ds {
+		if !d.Addr.IsValid() {
+			continue
+		}
+		out = append(out, &source{name: d.Nickname, addr: d.Addr,
+			relay: circuit.Relay{RSAID: d.Fingerprint, Handshake: circuit.HandshakeFast}})
 	}
-	return append(out, auths...)
+	return out
+}
+
+// shuffle puts s in random order (Fisher–Yates) and returns it.
+func (b *Bootstrapper) shuffle(s []*source) []*source {
+	for i := len(s) - 1; i > 0; i-- {
+		j := b.randIntn(i + 1)
+		s[i], s[j] = s[j], s[i]
+	}
+	return s
 }
 
 // cacheSources picks up to n distinct directory caches (Running, Valid,
 // V2Dir) from nd, weighted for one-hop directory use, skipping those in
 // avoid.
 func (b *Bootstrapper) cacheSources(nd *netdir.NetDir, n int, avoid map[[20]byte]bool) []*source {
+	if len(b.cfg.Bridges) > 0 {
+		return nil // a bridge user asks nobody else
+	}
 	type cand struct {
 		i netdir.RelayIndex
 		w uint64
@@ -89,6 +115,9 @@ func (b *Bootstrapper) cacheSources(nd *netdir.NetDir, n int, avoid map[[20]byte
 // consensusCacheSources lists the caches of a consensus that has no
 // NetDir yet (a cold bootstrap), by bandwidth.
 func (b *Bootstrapper) consensusCacheSources(c *netdoc.Consensus, n int, avoid map[[20]byte]bool) []*source {
+	if len(b.cfg.Bridges) > 0 {
+		return nil
+	}
 	type cand struct {
 		i int
 		w uint64

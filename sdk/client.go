@@ -55,6 +55,10 @@ type Client struct {
 	// element, or several per element separated by newlines). Nil means
 	// the real Tor network's authorities; test networks pass theirs.
 	Authorities []string
+	// Bridges, if set, are torrc-style bridge lines ("IP:ORPORT
+	// FINGERPRINT"): the client fetches its directory only from them,
+	// never from authorities or other caches.
+	Bridges []string
 	// Dialer reaches relays' ORPorts. Nil means direct TCP; use
 	// &transport.SOCKS5{Addr: "host:port"} for an upstream proxy.
 	Dialer transport.Dialer
@@ -136,6 +140,14 @@ func (c *Client) start() (*core, error) {
 			return nil, &Error{Kind: KindConfig, Op: "start", Err: errors.New("no DirAuthority lines")}
 		}
 	}
+	var bridges []bootstrap.DirServer
+	for _, l := range c.Bridges {
+		d, err := parseBridge(l)
+		if err != nil {
+			return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+		}
+		bridges = append(bridges, d)
+	}
 	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster()}
 	switch {
 	case c.Store != nil:
@@ -166,6 +178,7 @@ func (c *Client) start() (*core, error) {
 	}
 	boot, err := bootstrap.New(bootstrap.Config{
 		Authorities: auths,
+		Bridges:     bridges,
 		Store:       k.store,
 		Channels:    k.chans,
 		Circuit:     &circuit.Config{Clock: c.Clock},

@@ -26,7 +26,15 @@ type clientFlags struct {
 	statsJSON   string
 	testNetwork bool
 	verbose     bool
+	bridges     multiFlag
+	now         string
 }
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.authorities, "authorities", "", "file of torrc DirAuthority lines (a test network); default: the real Tor network")
@@ -35,6 +43,8 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.statsJSON, "stats-json", "", "write statistics as JSON to this file when done")
 	fs.BoolVar(&f.testNetwork, "test-network", false, "relax path rules a loopback test network cannot meet (implied when every authority is on loopback)")
 	fs.BoolVar(&f.verbose, "v", false, "log debugging output to stderr")
+	fs.Var(&f.bridges, "bridge", `fetch the directory only from this relay: "IP:ORPORT FINGERPRINT" (repeatable)`)
+	fs.StringVar(&f.now, "now", "", "start the client's clock at this RFC 3339 time (replays of old documents)")
 }
 
 // client builds the sdk.Client the flags describe.
@@ -60,6 +70,14 @@ func (f *clientFlags) client(stderr io.Writer) (*sdk.Client, error) {
 			return nil, err
 		}
 		c.Dialer = d
+	}
+	c.Bridges = f.bridges
+	if f.now != "" {
+		t, err := time.Parse(time.RFC3339, f.now)
+		if err != nil {
+			return nil, fmt.Errorf("--now: %v", err)
+		}
+		c.Clock = sdk.StartingAt(t)
 	}
 	if f.verbose {
 		c.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
