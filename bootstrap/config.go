@@ -2,8 +2,8 @@ package bootstrap
 
 import (
 	"fmt"
-	"net/netip"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/onionlite/onionlite/dircache"
