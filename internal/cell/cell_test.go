@@ -239,6 +239,33 @@ var relayCases = []struct {
 	{&Resolved{Answers: []Answer{{Type: AnswerIPv4, Addr: netip.MustParseAddr("9.8.7.6"), TTL: 10},
 		{Type: AnswerHostname, Value: []byte("a.b"), TTL: 1}}}, "040409080706" + "0000000a" + "0003612e62" + "00000001"},
 	{&Unknown{Command: 200, Body: []byte{1}}, "01"},
+	{&Xoff{}, "00"},
+	{&Xon{}, "0000000000"},
+	{&Xon{KBpsEWMA: 0x01020304}, "0001020304"},
+}
+
+func TestXonXoffParse(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  RelayCmd
+		body string
+		ok   bool
+	}{
+		{RelayXoff, "", false},
+		{RelayXoff, "\x01", false},
+		{RelayXoff, "\x00junk", true},
+		{RelayXon, "\x00\x00\x00\x01", false},
+		{RelayXon, "\x02\x00\x00\x00\x01", false},
+		{RelayXon, "\x00\x00\x00\x00\x07pad", true},
+	} {
+		m, err := ParseRelayMsg(tc.cmd, []byte(tc.body))
+		if (err == nil) != tc.ok {
+			t.Errorf("%v %q: %v %v", tc.cmd, tc.body, m, err)
+		}
+	}
+	m, _ := ParseXon([]byte("\x00\x00\x00\x01\x00"))
+	if m.KBpsEWMA != 256 {
+		t.Fatalf("rate %d", m.KBpsEWMA)
+	}
 }
 
 func TestRelayMsgRoundTrip(t *testing.T) {

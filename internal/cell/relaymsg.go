@@ -53,6 +53,10 @@ func ParseRelayMsg(cmd RelayCmd, body []byte) (RelayMsg, error) {
 		return ParseResolved(body)
 	case RelayBeginDir:
 		return &BeginDir{}, nil
+	case RelayXon:
+		return ParseXon(body)
+	case RelayXoff:
+		return ParseXoff(body)
 	}
 	return &Unknown{Command: cmd, Body: body}, nil
 }
@@ -600,4 +604,55 @@ func ParseResolved(body []byte) (*Resolved, error) {
 		body = body[2+l+4:]
 	}
 	return m, nil
+}
+
+// Xoff asks the other end to stop sending on a stream (prop 324 4.1,
+// congestion-controlled circuits only). Version 0 is the only one.
+type Xoff struct{}
+
+// Cmd implements RelayMsg.
+func (*Xoff) Cmd() RelayCmd { return RelayXoff }
+
+// Append implements RelayMsg: the version byte, 0.
+func (*Xoff) Append(b []byte) ([]byte, error) { return append(b, 0), nil }
+
+// ParseXoff decodes an XOFF body: version 0. Bytes after the version are
+// ignored (trunnel's rule); other versions are an error, which prop 324
+// asks to treat as a protocol violation.
+func ParseXoff(body []byte) (*Xoff, error) {
+	if len(body) < 1 {
+		return nil, fmt.Errorf("cell: XOFF: %w", ErrTruncated)
+	}
+	if body[0] != 0 {
+		return nil, fmt.Errorf("cell: XOFF version %d unsupported", body[0])
+	}
+	return &Xoff{}, nil
+}
+
+// Xon lets the other end resume sending on a stream (prop 324 4.1), with
+// an advisory drain rate in units of 1000 bytes per second; 0 means
+// unlimited.
+type Xon struct {
+	KBpsEWMA uint32
+}
+
+// Cmd implements RelayMsg.
+func (*Xon) Cmd() RelayCmd { return RelayXon }
+
+// Append implements RelayMsg: version 0, then the rate.
+func (m *Xon) Append(b []byte) ([]byte, error) {
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint32(b, m.KBpsEWMA), nil
+}
+
+// ParseXon decodes an XON body: version 0 and a 4-byte rate. Trailing
+// bytes are ignored; other versions are an error.
+func ParseXon(body []byte) (*Xon, error) {
+	if len(body) < 5 {
+		return nil, fmt.Errorf("cell: XON: %w", ErrTruncated)
+	}
+	if body[0] != 0 {
+		return nil, fmt.Errorf("cell: XON version %d unsupported", body[0])
+	}
+	return &Xon{KBpsEWMA: binary.BigEndian.Uint32(body[1:5])}, nil
 }
