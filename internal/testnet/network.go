@@ -56,8 +56,10 @@ type procRecord struct {
 func secondsDuration(s int) time.Duration { return time.Duration(s) * time.Second }
 
 // firstVoteLead is how long after writing the configurations the first
-// vote should start: time to launch every node and post descriptors.
-const firstVoteLead = 5 * time.Second
+// vote should start: time to launch every node (their keys exist by then)
+// and for the relays to post their descriptors. A first consensus that
+// misses a relay costs a whole voting interval.
+const firstVoteLead = 6 * time.Second
 
 // Start builds and starts a network and returns once it is ready (see the
 // package doc), or when ctx ends, with an error naming the log directory.
@@ -214,17 +216,14 @@ func (n *Network) create(ctx context.Context) error {
 	n.mu.Unlock()
 
 	// Keys: tor-gencert for the authorities, then tor --list-fingerprint
-	// (it creates the relay keys the node later uses): every torrc names
-	// the authorities by fingerprint. Other relays make their keys when
-	// they start; waitListening reads them then.
+	// for every node (it creates the relay keys the node later uses).
+	// Making them all before launch keeps the launch itself short, so the
+	// first vote (see writeConfigs) reliably finds every relay.
 	t0 := n.clk.Now()
 	errs := make([]error, total)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
 	for i := range nodes {
-		if nodes[i].Role != Authority {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -246,7 +245,7 @@ func (n *Network) create(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	n.logf("authority keys made in %v", n.clk.Now().Sub(t0).Round(time.Millisecond))
+	n.logf("keys made in %v", n.clk.Now().Sub(t0).Round(time.Millisecond))
 	n.mu.Lock()
 	n.nodes = nodes
 	n.mu.Unlock()
@@ -362,9 +361,8 @@ func (n *Network) launch(nick string) error {
 }
 
 // waitListening waits for a node's control port file (tor writes it
-// once it has bound every listener) and, for a relay started without
-// keys, for its fingerprint and ed25519 identity files. It fails early
-// with the tail of the node's log if the node exits.
+// once it has bound every listener), and fails early with the tail of the
+// node's log if the node exits.
 func (n *Network) waitListening(ctx context.Context, nick string) error {
 	n.mu.Lock()
 	nd, err := n.node(nick)
@@ -372,30 +370,14 @@ func (n *Network) waitListening(ctx context.Context, nick string) error {
 		n.mu.Unlock()
 		return err
 	}
-	dataDir, p, needKeys := nd.DataDir, n.procs[nick], nd.Fingerprint == ""
+	dataDir, p := nd.DataDir, n.procs[nick]
 	n.mu.Unlock()
 	deadline := n.clk.After(60 * time.Second)
-	port := 0
-	var fp string
-	var id [32]byte
 	for {
-		if port == 0 {
-			port, _ = readPortFile(filepath.Join(dataDir, "control_port"))
-		}
-		if needKeys && fp == "" {
-			if f, err := readFingerprint(dataDir, nick); err == nil {
-				if id, err = readEd25519ID(dataDir); err == nil {
-					fp = f
-				}
-			}
-		}
-		if port != 0 && (!needKeys || fp != "") {
+		if port, err := readPortFile(filepath.Join(dataDir, "control_port")); err == nil {
 			n.mu.Lock()
 			if nd, err := n.node(nick); err == nil {
 				nd.ControlPort = port
-				if needKeys {
-					nd.Fingerprint, nd.Ed25519ID = fp, id
-				}
 			}
 			n.mu.Unlock()
 			return nil
@@ -406,7 +388,7 @@ func (n *Network) waitListening(ctx context.Context, nick string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to listen: %w", nick, ctx.Err())
 		case <-deadline:
-			return fmt.Errorf("%s did not open its listeners and write its keys within 60s", nick)
+			return fmt.Errorf("%s did not open its listeners within 60s", nick)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
