@@ -159,7 +159,8 @@ func (m *Manager) Dial(ctx context.Context, key IsolationKey, host string, port 
 			m.countFailure()
 			return nil, r.fail(ctx, err)
 		}
-		bctx, bcancel := m.withTimeout(ctx, m.beginTimeout(r), errBeginTimeout)
+		d := m.beginTimeout(r)
+		bctx, bcancel := m.withTimeout(ctx, d, errBeginTimeout)
 		r.attempts++
 		s, err := c.h.Begin(bctx, h, port, 0)
 		timedOut := err != nil && ctx.Err() == nil && context.Cause(bctx) == errBeginTimeout
@@ -175,7 +176,7 @@ func (m *Manager) Dial(ctx context.Context, key IsolationKey, host string, port 
 			return s, nil
 		}
 		if timedOut {
-			err = fmt.Errorf("%w in %v", errBeginTimeout, m.beginTimeout(r))
+			err = fmt.Errorf("%w in %v", errBeginTimeout, d)
 		}
 		if !m.retry(ctx, c, port, err, r) {
 			m.countFailure()
@@ -428,11 +429,12 @@ func (m *Manager) resolve(ctx context.Context, op string, key IsolationKey, q st
 			m.countFailure()
 			return nil, r.fail(ctx, err)
 		}
-		rctx, rcancel := m.withTimeout(ctx, m.beginTimeout(r), errBeginTimeout)
+		d := m.beginTimeout(r)
+		rctx, rcancel := m.withTimeout(ctx, d, errBeginTimeout)
 		r.attempts++
 		answers, err := c.h.Resolve(rctx, q)
 		if err != nil && ctx.Err() == nil && context.Cause(rctx) == errBeginTimeout {
-			err = fmt.Errorf("%w in %v", errBeginTimeout, m.beginTimeout(r))
+			err = fmt.Errorf("%w in %v", errBeginTimeout, d)
 		}
 		rcancel()
 		if err == nil {
