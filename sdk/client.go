@@ -13,6 +13,7 @@ import (
 	"github.com/onionlite/onionlite/bootstrap"
 	"github.com/onionlite/onionlite/dircache"
 	"github.com/onionlite/onionlite/internal/chanmgr"
+	"github.com/onionlite/onionlite/internal/circmgr"
 	"github.com/onionlite/onionlite/internal/channel"
 	"github.com/onionlite/onionlite/internal/circuit"
 	"github.com/onionlite/onionlite/internal/clock"
@@ -55,6 +56,11 @@ type Client struct {
 	// element, or several per element separated by newlines). Nil means
 	// the real Tor network's authorities; test networks pass theirs.
 	Authorities []string
+	// Fallbacks are torrc-style "FallbackDir ..." lines: directory caches
+	// tried before the authorities for the first consensus. Nil means the
+	// built-in list when Authorities is nil (the real network) and none
+	// otherwise.
+	Fallbacks []string
 	// Bridges, if set, are torrc-style bridge lines ("IP:ORPORT
 	// FINGERPRINT"): the client fetches its directory only from them,
 	// never from authorities or other caches.
@@ -77,6 +83,10 @@ type Client struct {
 	// tor's ReducedConnectionPadding does for mobile, which saves bytes
 	// and battery at some cost against traffic analysis by netflow logs.
 	KeepPadding bool
+	// PreemptiveCircuits is how many built circuits are kept ready for
+	// web ports so the first dial is fast. Zero means 1; negative means
+	// none (thriftiest on a metered link).
+	PreemptiveCircuits int
 	// Clock is the time source. Nil means the system clock.
 	Clock Clock
 	// Logf receives debugging logs. Nil discards them. Destinations and
@@ -86,7 +96,7 @@ type Client struct {
 	once    sync.Once
 	core    *core
 	initErr error
-	iso     uint64 // isolation group; 0 is the default
+	iso     circmgr.IsolationKey // isolation group; zero is the default
 }
 
 // core is the state shared by a Client and its Isolated views.
@@ -97,6 +107,7 @@ type core struct {
 	ownStore  bool
 	chans     *chanmgr.Manager
 	boot      *bootstrap.Bootstrapper
+	circs     *circmgr.Manager
 	events    *broadcaster
 	storeWarn error
 
@@ -104,9 +115,8 @@ type core struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	closed  bool
-	nextIso uint64
+	mu     sync.Mutex
+	closed bool
 }
 
 // Start validates the configuration and starts the client in the
@@ -148,6 +158,20 @@ func (c *Client) start() (*core, error) {
 		}
 		bridges = append(bridges, d)
 	}
+	var fallbacks []bootstrap.DirServer
+	fbs := c.Fallbacks
+	if fbs == nil && c.Authorities == nil {
+		for _, f := range netdoc.DefaultFallbacks() {
+			fallbacks = append(fallbacks, bootstrap.DirServer{Nickname: f.Nickname, Fingerprint: f.Fingerprint, Addr: f.Addr})
+		}
+	}
+	for _, l := range fbs {
+		f, err := netdoc.ParseFallbackLine(l)
+		if err != nil {
+			return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+		}
+		fallbacks = append(fallbacks, bootstrap.DirServer{Nickname: f.Nickname, Fingerprint: f.Fingerprint, Addr: f.Addr})
+	}
 	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster()}
 	switch {
 	case c.Store != nil:
@@ -179,6 +203,7 @@ func (c *Client) start() (*core, error) {
 	boot, err := bootstrap.New(bootstrap.Config{
 		Authorities: auths,
 		Bridges:     bridges,
+		Fallbacks:   fallbacks,
 		Store:       k.store,
 		Channels:    k.chans,
 		Circuit:     &circuit.Config{Clock: c.Clock},
@@ -192,6 +217,21 @@ func (c *Client) start() (*core, error) {
 		return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
 	}
 	k.boot = boot
+	k.circs, err = circmgr.New(circmgr.Config{
+		Channels:        k.chans,
+		NetDir:          boot,
+		LoadGuards:      func() ([]byte, error) { return loadState(k.store, guardStateKey) },
+		SaveGuards:      func(b []byte) error { return k.store.PutState(guardStateKey, b) },
+		Circuit:         &circuit.Config{Clock: c.Clock},
+		Clock:           c.Clock,
+		Logf:            logf,
+		AllowSameSubnet: c.TestNetwork || allLoopback(auths),
+		Preemptive:      c.PreemptiveCircuits,
+	})
+	if err != nil {
+		k.close()
+		return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	if k.storeWarn != nil {
 		k.events.publish(Event{Kind: EventWarning, Err: &Error{Kind: KindStorage, Op: "start", Err: k.storeWarn}})
@@ -202,6 +242,32 @@ func (c *Client) start() (*core, error) {
 		k.run()
 	}()
 	return k, nil
+}
+
+// guardStateKey names the guard state in the store's key/value area.
+const guardStateKey = "guards"
+
+func loadState(st dircache.Store, key string) ([]byte, error) {
+	b, err := st.GetState(key)
+	switch {
+	case errors.Is(err, dircache.ErrNotFound):
+		return nil, nil
+	case errors.Is(err, dircache.ErrCorrupt):
+		return nil, nil // dropped by the store; a fresh sample follows
+	}
+	return b, err
+}
+
+// allLoopback reports whether every authority is on a loopback address:
+// a private test network (the real authorities never are), whose relays
+// all share 127.0.0.1 and so one /16.
+func allLoopback(auths []netdoc.Authority) bool {
+	for _, a := range auths {
+		if !a.Addr.Addr().IsLoopback() {
+			return false
+		}
+	}
+	return len(auths) > 0
 }
 
 func openStore(dataDir string, logf func(string, ...any)) (*dircache.DB, error) {
@@ -259,6 +325,9 @@ func (k *core) close() error {
 		k.boot.Close()
 	}
 	k.wg.Wait()
+	if k.circs != nil {
+		k.circs.Close()
+	}
 	if k.chans != nil {
 		k.chans.Close()
 	}

@@ -41,10 +41,13 @@ const (
 	// KindStorage: the data directory cannot be used; the client keeps
 	// working from memory and reports this as a warning event.
 	KindStorage
+	// KindBadAddress: the address to dial or resolve is malformed.
+	KindBadAddress
 )
 
 var kindNames = [...]string{"internal", "config", "closed", "bootstrap required", "bootstrap failed",
-	"directory expired", "clock skew", "no path", "exit refused", "timeout", "network", "memory", "storage"}
+	"directory expired", "clock skew", "no path", "exit refused", "timeout", "network", "memory", "storage",
+	"bad address"}
 
 func (k Kind) String() string {
 	if k >= 0 && int(k) < len(kindNames) {
@@ -70,6 +73,19 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Timeout reports whether the error is a timeout (net.Error).
+func (e *Error) Timeout() bool { return e.Kind == KindTimeout }
+
+// Temporary reports whether retrying may help (net.Error, deprecated
+// there but still read by some callers).
+func (e *Error) Temporary() bool {
+	switch e.Kind {
+	case KindTimeout, KindNetwork, KindBootstrapRequired, KindMemory:
+		return true
+	}
+	return false
+}
 
 // Is makes errors.Is(err, &Error{Kind: k}) match any Error of kind k.
 func (e *Error) Is(target error) bool {
