@@ -9,10 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +184,45 @@ func TestCTorClientThroughSlowlink(t *testing.T) {
 	if err != nil || size != want.Size || sum != want.SHA256 {
 		t.Fatalf("fetch %s through the slow link: %d bytes, %s, %v", want.Name, size, sum, err)
 	}
+}
+
+// TestLoopbackOnly checks, after the tests above made traffic, that every
+// socket of every node is TCP over IPv4 between loopback addresses (or a
+// loopback listener): no UDP (so no DNS), no IPv6, nothing to the world.
+func TestLoopbackOnly(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	n := testnet.Shared(t)
+	socks := procSockets(t)
+	total := 0
+	for _, nd := range n.Nodes() {
+		fds, err := os.ReadDir(filepath.Join("/proc", strconv.Itoa(nd.PID), "fd"))
+		if err != nil {
+			t.Fatalf("%s: %v", nd.Nick, err)
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(nd.PID), "fd", fd.Name()))
+			inode, ok := strings.CutPrefix(link, "socket:[")
+			if err != nil || !ok {
+				continue
+			}
+			desc, ok := socks[strings.TrimSuffix(inode, "]")]
+			if !ok {
+				continue // a unix socket or socketpair
+			}
+			total++
+			f := strings.Fields(desc)
+			local, remote := netip.MustParseAddrPort(f[1]), netip.MustParseAddrPort(f[2])
+			if f[0] != "tcp" || !local.Addr().IsLoopback() || !(remote.Addr().IsLoopback() || remote.Addr().IsUnspecified()) {
+				t.Errorf("%s (pid %d): socket %s", nd.Nick, nd.PID, desc)
+			}
+		}
+	}
+	if total < 3*len(n.Nodes()) {
+		t.Errorf("found only %d inet sockets for %d nodes: the check saw nothing", total, len(n.Nodes()))
+	}
+	t.Logf("%d inet sockets of %d nodes, all TCP on 127.0.0.0/8", total, len(n.Nodes()))
 }
 
 // TestNodes checks what Nodes reports against the files tor wrote.
