@@ -128,6 +128,13 @@ func TestTestnetUpStatusDown(t *testing.T) {
 	if code != 0 || strings.Count(out, " alive") != 11 || !strings.Contains(out, "(live)") {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
+	// A second "up" on a running network refuses and leaves it alone.
+	if code, _, errOut := runCLI(t, time.Minute, bin, "testnet", "up", "--dir", dir, "-q"); code != 1 || !strings.Contains(errOut, "still running") {
+		t.Fatalf("second up: exit %d\n%s", code, errOut)
+	}
+	if code, out, _ = runCLI(t, time.Minute, bin, "testnet", "status", "--dir", dir); code != 0 {
+		t.Fatalf("status after a refused second up: exit %d\n%s", code, out)
+	}
 
 	// A C tor client against the network "up" left running.
 	n, err := testnet.Attach(dir)

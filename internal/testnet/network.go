@@ -44,6 +44,7 @@ type Network struct {
 	stopped   bool
 	stopErr   error
 	started   []procRecord // every process ever started, for verifyGone
+	ownsState bool         // testnet.json describes what this Network runs
 }
 
 // procRecord remembers a started process and a string its command line
@@ -170,6 +171,9 @@ func (n *Network) start(ctx context.Context) error {
 		return err
 	}
 	n.logf("%d nodes launched after %v", len(n.nodes), n.clk.Now().Sub(t0).Round(time.Millisecond))
+	n.mu.Lock()
+	n.ownsState = true
+	n.mu.Unlock()
 	if err := n.startHTTP(ctx); err != nil {
 		return err
 	}
@@ -595,7 +599,10 @@ func (n *Network) Stop() error {
 	if err := n.verifyGone(); err != nil {
 		errs = append(errs, err)
 	}
-	if n.owned {
+	n.mu.Lock()
+	ownsState := n.ownsState
+	n.mu.Unlock()
+	if ownsState {
 		if err := n.writeState(); err != nil && !n.temp {
 			errs = append(errs, err)
 		}
