@@ -348,6 +348,7 @@ func (m *Manager) buildDone(b *build, h circHandle, hops int, err error) {
 			c.claimed, c.key = true, b.key
 		}
 		m.circs = append(m.circs, c)
+		m.notifyLocked()
 		m.logf("circmgr: circuit %d built in %v: %s", b.id, elapsed.Round(time.Millisecond), pathString(b.ids))
 		m.releaseLocked(b, nil, -1)
 	}

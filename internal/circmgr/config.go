@@ -55,6 +55,10 @@ const (
 	// undecidedPoll: how often a circuit through a non-primary guard is
 	// asked about again while its usability is undecided (proposal 337).
 	undecidedPoll = time.Second
+	// undecidedWait: a request waits this long for circuits whose guard
+	// is undecided before it has another built (the guard manager may
+	// meanwhile have put the primary guards back in play).
+	undecidedWait = 15 * time.Second
 	// netDirPoll: how often the background goroutine asks for a new
 	// network view when nothing else wakes it.
 	netDirPoll = time.Minute

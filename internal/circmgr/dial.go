@@ -28,7 +28,10 @@ type request struct {
 	attempts     int               // circuits the request was sent on
 	builds       int               // failed builds waited for
 	resolveFails int               // RESOLVEFAILED, MISC, NOROUTE (C tor's MAX_RESOLVE_FAILURES)
-	kind, last   error
+	// undecidedSince: when the request first waited for circuits whose
+	// guard was undecided.
+	undecidedSince time.Time
+	kind, last     error
 }
 
 func newRequest(op string) *request {
@@ -227,14 +230,21 @@ func (m *Manager) getCircuit(ctx context.Context, key IsolationKey, port uint16,
 			}
 			return c, nil
 		}
+		avail := m.avail
 		b := m.pendingForLocked(key, port)
 		if b == nil && m.undecidedForLocked(key, port, now) {
-			m.mu.Unlock()
-			select {
-			case <-m.clk.After(undecidedPoll):
-			case <-ctx.Done():
+			if r.undecidedSince.IsZero() {
+				r.undecidedSince = now
 			}
-			continue
+			if wait := undecidedWait - now.Sub(r.undecidedSince); wait > 0 {
+				m.mu.Unlock()
+				select {
+				case <-avail:
+				case <-m.clk.After(wait):
+				case <-ctx.Done():
+				}
+				continue
+			}
 		}
 		if b == nil {
 			if r.builds >= m.cfg.MaxBuilds {
@@ -255,6 +265,7 @@ func (m *Manager) getCircuit(ctx context.Context, key IsolationKey, port uint16,
 		m.mu.Unlock()
 		select {
 		case <-b.done:
+		case <-avail:
 		case <-ctx.Done():
 		}
 		m.mu.Lock()

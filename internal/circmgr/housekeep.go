@@ -47,8 +47,10 @@ func (m *Manager) housekeep() time.Duration {
 			switch m.guards.Usable(c.ticket, now) {
 			case guard.Usable:
 				c.undecided = false
+				m.notifyLocked()
 			case guard.Unusable:
 				closing = append(closing, c.h)
+				m.notifyLocked()
 				continue
 			default:
 				soon(undecidedPoll)

@@ -72,6 +72,9 @@ type Manager struct {
 	preemptFails int
 	lastID       uint64
 	st           Stats
+	// avail is closed (and replaced) when a circuit may have become
+	// usable, so that requests waiting for a build look again.
+	avail chan struct{}
 
 	// attached, if set (tests), sees every stream opened and the circuit
 	// it went on.
@@ -134,6 +137,7 @@ func newManager(cfg Config, b builder) (*Manager, error) {
 		avoid:  make(map[[20]byte]time.Time),
 		cbt:    newBuildTimes(cbtParamsFrom(netdir.Params{}), cfg.BuildTimeout),
 		ndErr:  errors.New("no network directory yet"),
+		avail:  make(chan struct{}),
 	}
 	m.builder = b
 	if b == nil {
@@ -214,6 +218,13 @@ func (m *Manager) TrimMemory() int {
 		h.Close()
 	}
 	return len(closing)
+}
+
+// notifyLocked tells waiting requests that a circuit may have become
+// usable.
+func (m *Manager) notifyLocked() {
+	close(m.avail)
+	m.avail = make(chan struct{})
 }
 
 // wake makes the background goroutine look at the pool now.

@@ -670,3 +670,75 @@ func TestClose(t *testing.T) {
 		}
 	})
 }
+
+// TestNonPrimaryGuard: with the primary guards unreachable, circuits go
+// through other guards; one whose circuit completes while a guard of
+// higher priority (an earlier confirmed one) is still being tried is not
+// used until proposal 337 allows it: once that guard has been pending
+// for the nonprimary connect timeout (15 s).
+func TestNonPrimaryGuard(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rs := stdRelays()
+		for range 4 { // more guards, so that some are not primary
+			rs = append(rs, relay{flags: guardFlags})
+		}
+		var failing [][20]byte // guards whose first hop fails
+		var hold [20]byte      // a guard whose build hangs until release
+		release := make(chan struct{})
+		m, f := newFake(t, rs, nil, func(f *fakeNet) {
+			f.failAt = func(p [3][20]byte) int {
+				f.mu.Lock()
+				fail, held := slices.Contains(failing, p[0]), p[0] == hold
+				f.mu.Unlock()
+				if held {
+					<-release // then it works
+					return -1
+				}
+				if fail {
+					return 0
+				}
+				return -1
+			}
+		})
+		a := watch(m)
+		var used [][20]byte
+		// Confirm five guards: each dial's guard fails for the next ones,
+		// so the last two are confirmed but not primary.
+		for k := range 5 {
+			dial(t, m, NewKey(), "example.com", 443).Close()
+			g := a.lastCirc().path[0]
+			used = append(used, g)
+			f.mu.Lock()
+			failing = append(failing, g)
+			f.mu.Unlock()
+			primary := slices.ContainsFunc(m.PrimaryGuards(), func(i guard.Info) bool { return i.ID == g })
+			if primary != (k < 3) {
+				t.Fatalf("dial %d went through guard %d, primary %v", k, slices.Index(used, g), primary)
+			}
+		}
+		// Every guard may be retried; the primaries fail again and the
+		// first confirmed non-primary one hangs.
+		time.Sleep(11 * time.Minute)
+		f.mu.Lock()
+		failing, hold = used[:3], used[3]
+		f.mu.Unlock()
+		errA := make(chan error)
+		go func() {
+			_, err := m.Dial(context.Background(), NewKey(), "example.com", 443)
+			errA <- err
+		}()
+		synctest.Wait()
+		start := time.Now()
+		dial(t, m, NewKey(), "example.com", 443).Close()
+		if g := a.lastCirc().path[0]; g != used[4] {
+			t.Fatalf("stream through guard %d, want the second confirmed non-primary one", slices.Index(used, g))
+		}
+		if d := time.Since(start); d < 15*time.Second || d > 17*time.Second {
+			t.Fatalf("circuit through a lower guard used after %v, want once the held one was pending 15 s", d)
+		}
+		close(release)
+		if err := <-errA; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
