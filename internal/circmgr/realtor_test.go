@@ -46,7 +46,7 @@ type rig struct {
 	nodes map[[20]byte]testnet.Node
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	n := testnet.Shared(t)
 	auths, err := netdoc.ParseAuthorityFile(strings.Join(n.AuthorityLines(), "\n"))
@@ -78,14 +78,14 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // manager returns a Manager over the rig; mod may change its Config.
-func (r *rig) manager(t *testing.T, mod func(*Config)) *Manager {
+func (r *rig) manager(t testing.TB, mod func(*Config)) *Manager {
 	t.Helper()
 	cfg := Config{Channels: r.cm, NetDir: r.boot, AllowSameSubnet: true, Preemptive: -1, Logf: t.Logf}
 	if mod != nil {
@@ -119,7 +119,7 @@ func fetch(conn net.Conn, host, path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, err
 }
 
-func (r *rig) body(t *testing.T, name string) testnet.Body {
+func (r *rig) body(t testing.TB, name string) testnet.Body {
 	t.Helper()
 	b, ok := r.net.Body(name)
 	if !ok {
