@@ -153,6 +153,12 @@ func (m *Manager) Dial(ctx context.Context, key IsolationKey, host string, port 
 		m.countFailure()
 		return nil, &Error{Op: r.op, Kind: ErrBadTarget, Err: err}
 	}
+	// A name or an IPv4 literal: IPv4 only at the exit (BEGIN flags 0, as
+	// C tor without IPv6Traffic); an IPv6 literal needs IPv6.
+	var flags uint32
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() && !a.Is4In6() {
+		flags = cell.BeginIPv6OK
+	}
 	ctx, cancel := m.requestContext(ctx)
 	defer cancel()
 	m.noteActivity()
@@ -165,7 +171,7 @@ func (m *Manager) Dial(ctx context.Context, key IsolationKey, host string, port 
 		d := m.beginTimeout(r)
 		bctx, bcancel := m.withTimeout(ctx, d, errBeginTimeout)
 		r.attempts++
-		s, err := c.h.Begin(bctx, h, port, 0)
+		s, err := c.h.Begin(bctx, h, port, flags)
 		timedOut := err != nil && ctx.Err() == nil && context.Cause(bctx) == errBeginTimeout
 		bcancel()
 		if err == nil {

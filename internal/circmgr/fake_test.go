@@ -157,14 +157,16 @@ type fakeCirc struct {
 	streams map[uint16]*stream.Stream
 	nextID  uint16
 	begins  int
+	flags   uint32 // of the last BEGIN
 }
 
-func (c *fakeCirc) Begin(ctx context.Context, host string, port uint16, _ uint32) (*stream.Stream, error) {
+func (c *fakeCirc) Begin(ctx context.Context, host string, port uint16, flags uint32) (*stream.Stream, error) {
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	c.begins++
+	c.flags = flags
 	c.mu.Unlock()
 	if c.net.begin != nil {
 		if err := c.net.begin(ctx, c, host, port); err != nil {

@@ -191,6 +191,25 @@ func TestPortRules(t *testing.T) {
 	})
 }
 
+// TestBeginFlags: names and IPv4 literals ask for IPv4 at the exit, IPv6
+// literals allow IPv6.
+func TestBeginFlags(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := newFake(t, stdRelays(), nil)
+		a := watch(m)
+		for host, want := range map[string]uint32{"example.com": 0, "192.0.2.1": 0, "[2001:db8::1]": cell.BeginIPv6OK, "2001:db8::2": cell.BeginIPv6OK} {
+			s := dial(t, m, Key(""), host, 443)
+			s.Close()
+			if s.RemoteAddr().String() != strings.Trim(host, "[]") {
+				t.Errorf("%s: stream to %s", host, s.RemoteAddr())
+			}
+			if got := a.lastCirc().h.(*fakeCirc).flags; got != want {
+				t.Errorf("%s: BEGIN flags %#x, want %#x", host, got, want)
+			}
+		}
+	})
+}
+
 // TestNoExitForPort: a port no exit allows is a typed error, no build.
 func TestNoExitForPort(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
