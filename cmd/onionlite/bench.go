@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/onionlite/onionlite/internal/benchrun"
+)
+
+const benchUsage = `usage: onionlite bench [--quick] [--out docs/bench] [--report FILE] [--reps N] [--profiles LIST]
+                       [--networks LIST] [--starts cold,warm,stale] [--interval 20s] [--timeout 5m]
+                       [--work DIR] [--keep] [--report-only] [-v]
+
+Runs onionlite and C tor side by side on local test networks and link
+profiles and writes results.json and SVG plots into --out and the report
+(default: docs/BENCHMARKS.md beside --out). Results of networks not run
+this time are kept from an existing results.json.
+
+  --quick       the CI mode: 10-relay network, unthrottled and 64 kbit/s, 1 repetition
+  --networks    testnet10, testnet50, replay2019 (default: all; quick: testnet10)
+  --profiles    unthrottled, 3g, edge, gprs, slow64, lossy (default: all; quick: unthrottled,slow64)
+  --report-only rewrite the report and plots from results.json without measuring`
+
+func init() {
+	register(&command{name: "bench", summary: "benchmark onionlite beside C tor and write docs/BENCHMARKS.md", run: runBench})
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	quick := fs.Bool("quick", false, "short run for CI")
+	out := fs.String("out", filepath.Join("docs", "bench"), "directory for results.json and the plots")
+	report := fs.String("report", "", "Markdown report (default: BENCHMARKS.md in the parent of --out)")
+	reps := fs.Int("reps", 0, "repetitions per client, scenario and link (default 3; quick 1)")
+	profiles := fs.String("profiles", "", "link profiles, comma-separated, or all")
+	networks := fs.String("networks", "", "networks, comma-separated")
+	starts := fs.String("starts", "cold,warm,stale", "starts to measure (cold is always needed)")
+	interval := fs.Duration("interval", 20*time.Second, "voting interval of the test networks")
+	timeout := fs.Duration("timeout", 5*time.Minute, "bound for one client run")
+	work := fs.String("work", "", "scratch directory (default: a temporary one)")
+	keep := fs.Bool("keep", false, "keep the scratch directory (client data and logs)")
+	reportOnly := fs.Bool("report-only", false, "only regenerate the report from results.json")
+	verbose := fs.Bool("v", false, "log the test networks' progress too")
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "onionlite bench: "+format+"\n", a...)
+		return code
+	}
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, benchUsage)
+		return 2
+	}
+	if *report == "" {
+		*report = filepath.Join(filepath.Dir(filepath.Clean(*out)), "BENCHMARKS.md")
+	}
+	if *reportOnly {
+		res, err := benchrun.LoadResults(filepath.Join(*out, "results.json"))
+		if err != nil {
+			return fail(1, "%v", err)
+		}
+		if err := benchrun.WriteReport(res, *out, *report); err != nil {
+			return fail(1, "%v", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s and the plots in %s\n", *report, *out)
+		return 0
+	}
+	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, Quick: *quick, Interval: *interval,
+		Timeout: *timeout, WorkDir: *work, Keep: *keep, Command: "onionlite bench " + strings.Join(args, " ")}
+	if o.Reps == 0 {
+		o.Reps = 3
+		if *quick {
+			o.Reps = 1
+		}
+	}
+	if *profiles == "" && *quick {
+		*profiles = "unthrottled," + benchrun.HeadlineProfile
+	}
+	var err error
+	if o.Profiles, err = benchrun.ParseProfiles(*profiles); err != nil {
+		return fail(2, "--profiles: %v", err)
+	}
+	switch {
+	case *networks != "":
+		o.Networks = strings.Split(*networks, ",")
+	case *quick:
+		o.Networks = []string{benchrun.Testnet10}
+	default:
+		for _, n := range benchrun.Networks {
+			o.Networks = append(o.Networks, n.Name)
+		}
+	}
+	for _, n := range o.Networks {
+		if _, ok := benchrun.NetworkByName(n); !ok {
+			return fail(2, "--networks: unknown network %q", n)
+		}
+	}
+	o.Starts = strings.Split(*starts, ",")
+	for _, s := range o.Starts {
+		if s != benchrun.Cold && s != benchrun.Warm && s != benchrun.Stale {
+			return fail(2, "--starts: unknown start %q (cold, warm, stale)", s)
+		}
+	}
+	if o.Bin, err = os.Executable(); err != nil {
+		return fail(1, "finding the onionlite binary: %v", err)
+	}
+	o.Logf = func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		if !*verbose && strings.HasPrefix(msg, "testnet: ") {
+			return
+		}
+		fmt.Fprintf(stderr, "%s %s\n", time.Now().Format("15:04:05"), msg)
+	}
+	o.Reexec = append([]string{o.Bin, "bench"}, args...)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t0 := time.Now()
+	if err := benchrun.RunSuite(ctx, o); err != nil {
+		return fail(1, "%v", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s/results.json and the plots in %s (%v)\n", *report, *out, *out, time.Since(t0).Round(time.Second))
+	return 0
+}

@@ -1,0 +1,69 @@
+package benchrun
+
+import "math"
+
+// Units of a metric.
+const (
+	unitSeconds = "s"
+	unitBytes   = "B"
+)
+
+// Metric is one compared quantity. Value returns NaN when the run does not
+// have it (a failed run, or a fetch metric of a bootstrap-only run).
+type Metric struct {
+	Key   string
+	Title string
+	Unit  string
+	// FetchOnly metrics appear only for scenarios with a fetch.
+	FetchOnly bool
+	Value     func(r *Run) float64
+}
+
+var nan = math.NaN()
+
+func ok(r *Run, v float64) float64 {
+	if !r.OK {
+		return nan
+	}
+	return v
+}
+
+// Metrics are the rows of every table, in order.
+var Metrics = []Metric{
+	{Key: "time_dir", Title: "start → directory ready (C tor: 75 %, enough directory info)", Unit: unitSeconds,
+		Value: func(r *Run) float64 { return ok(r, r.DirReadyS) }},
+	{Key: "time_ready", Title: "start → ready (C tor: 100 %, first circuits built)", Unit: unitSeconds,
+		Value: func(r *Run) float64 { return ok(r, r.ReadyS) }},
+	{Key: "ttfb", Title: "start → first byte of the body", Unit: unitSeconds, FetchOnly: true,
+		Value: func(r *Run) float64 { return ok(r, r.FirstByteS) }},
+	{Key: "total_time", Title: "start → last byte of the body", Unit: unitSeconds, FetchOnly: true,
+		Value: func(r *Run) float64 { return ok(r, r.TotalS) }},
+	{Key: "transfer", Title: "first → last byte of the body", Unit: unitSeconds, FetchOnly: true,
+		Value: func(r *Run) float64 { return ok(r, r.TotalS-r.FirstByteS) }},
+	{Key: "bytes_dir_ready", Title: "bytes up+down at directory ready", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.UpDirReady+r.DownDirReady)) }},
+	{Key: "bytes_ready", Title: "bytes up+down at ready", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.UpReady+r.DownReady)) }},
+	{Key: "bytes_total", Title: "bytes up+down, bootstrap + fetch", Unit: unitBytes, FetchOnly: true,
+		Value: func(r *Run) float64 { return ok(r, float64(r.Up+r.Down)) }},
+	{Key: "down", Title: "bytes down (relays → client), whole run", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.Down)) }},
+	{Key: "up", Title: "bytes up (client → relays), whole run", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.Up)) }},
+	{Key: "dir_bytes", Title: "directory responses on the wire (client's own count)", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.DirBytes)) }},
+	{Key: "rss", Title: "peak RSS (VmHWM), whole run", Unit: unitBytes,
+		Value: func(r *Run) float64 { return ok(r, float64(r.PeakRSS)) }},
+	{Key: "cpu", Title: "CPU (user+system), whole run", Unit: unitSeconds,
+		Value: func(r *Run) float64 { return ok(r, r.CPUS) }},
+}
+
+// MetricByKey finds a metric of Metrics.
+func MetricByKey(key string) (Metric, bool) {
+	for _, m := range Metrics {
+		if m.Key == key {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
