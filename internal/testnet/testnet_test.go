@@ -71,6 +71,7 @@ func gone(pid int) bool {
 // right SHA-256, through Go's SOCKS5 dialer and through curl.
 func TestCTorClientFetch(t *testing.T) {
 	n := testnet.Shared(t)
+	defer testnet.CheckGoroutines(t)()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t0 := time.Now()
@@ -143,6 +144,7 @@ func TestCTorClientFetch(t *testing.T) {
 // connection crosses a 64 kbit/s, 150 ms slow link (Socks5Proxy).
 func TestCTorClientThroughSlowlink(t *testing.T) {
 	n := testnet.Shared(t)
+	defer testnet.CheckGoroutines(t)()
 	p, err := slowlink.New(slowlink.Config{Rate: 64000, Delay: 150 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
