@@ -27,6 +27,7 @@ type build struct {
 	ids    [3][20]byte
 	relays [3]circuit.Relay
 	policy *netdoc.PortPolicy
+	stable bool // every hop has the Stable flag
 	ticket guard.Ticket
 
 	started time.Time
@@ -66,7 +67,7 @@ func (m *Manager) pendingForLocked(key IsolationKey, port uint16) *build {
 		if b.released || (b.forKey && b.key != key) {
 			continue
 		}
-		if m.exitServesLocked(b.exit(), b.policy, nil, port) {
+		if (b.stable || !longLived(port)) && m.exitServesLocked(b.exit(), b.policy, nil, port) {
 			return b
 		}
 	}
@@ -96,9 +97,11 @@ func (m *Manager) launchLocked(t pathsel.Target, key IsolationKey, forKey bool, 
 	m.lastID++
 	b := &build{id: m.lastID, key: key, forKey: forKey, ticket: ticket, started: now,
 		done: make(chan struct{}), failedHop: -1, policy: m.nd.ExitPolicy(path[pathsel.HopExit])}
+	b.stable = true
 	for k, i := range path {
 		b.relays[k] = relayOf(m.nd, i)
 		b.ids[k] = b.relays[k].RSAID
+		b.stable = b.stable && m.nd.Flags(i).Has(netdir.FlagStable)
 	}
 	cfg := *m.cfg.Circuit
 	if cfg.CircWindow == 0 {
@@ -331,7 +334,7 @@ func (m *Manager) buildDone(b *build, h circHandle, hops int, err error) {
 		if !b.forKey {
 			m.preemptFails = 0
 		}
-		c := &circ{id: b.id, h: h, path: b.ids, policy: b.policy, ticket: b.ticket, built: now}
+		c := &circ{id: b.id, h: h, path: b.ids, policy: b.policy, stable: b.stable, ticket: b.ticket, built: now}
 		if !b.ticket.Primary {
 			switch m.guards.Usable(b.ticket, now) {
 			case guard.Unusable:

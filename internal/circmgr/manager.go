@@ -88,6 +88,7 @@ type circ struct {
 	h      circHandle
 	path   [3][20]byte
 	policy *netdoc.PortPolicy // the exit's IPv4 summary when built
+	stable bool               // every hop had the Stable flag
 	ticket guard.Ticket
 
 	key     IsolationKey

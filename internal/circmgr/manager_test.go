@@ -14,6 +14,7 @@ import (
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/circuit"
+	"github.com/onionlite/onionlite/internal/netdoc"
 	"github.com/onionlite/onionlite/internal/stream"
 	"github.com/onionlite/onionlite/pathsel/guard"
 )
@@ -65,7 +66,8 @@ func TestReuseAndIsolation(t *testing.T) {
 				t.Fatalf("circuit %d carried streams of %d keys: %v", id, len(ks), ks)
 			}
 		}
-		if Key("") != (IsolationKey{}) || NewKey() == NewKey() || Key("a") != Key("a") {
+		n1, n2, a1, a2 := NewKey(), NewKey(), Key("a"), Key("a")
+		if Key("") != (IsolationKey{}) || n1 == n2 || a1 != a2 || a1 == n1 {
 			t.Fatal("key equality")
 		}
 		if s := Key("secret").String(); strings.Contains(s, "secret") {
@@ -173,6 +175,7 @@ func TestPortRules(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, f := newFake(t, stdRelays(), nil)
 		a := watch(m)
+		time.Sleep(time.Second)
 		dial(t, m, Key("k"), "example.com", 22)
 		c22 := a.lastCirc()
 		if e := c22.exit(); e != id(9) && e != id(10) {
@@ -206,6 +209,36 @@ func TestBeginFlags(t *testing.T) {
 			if got := a.lastCirc().h.(*fakeCirc).flags; got != want {
 				t.Errorf("%s: BEGIN flags %#x, want %#x", host, got, want)
 			}
+		}
+	})
+}
+
+// TestLongLivedPorts: streams to a long-lived port (22) need a circuit of
+// Stable relays, and do not reuse one that has a hop without.
+func TestLongLivedPorts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rs := stdRelays()
+		for k := 4; k < 7; k++ { // heavy middles without Stable
+			rs[k] = relay{flags: netdoc.FlagFast, bw: 100000}
+		}
+		m, _ := newFake(t, rs, nil)
+		a := watch(m)
+		dial(t, m, Key("k"), "example.com", 443)
+		c443 := a.lastCirc()
+		if !slices.Contains([][20]byte{id(4), id(5), id(6)}, c443.path[1]) {
+			t.Fatal("the heavy unstable middles were not chosen: the test proves nothing")
+		}
+		time.Sleep(time.Second)
+		dial(t, m, Key("k"), "example.com", 22)
+		c22 := a.lastCirc()
+		if c22 == c443 || !c22.stable || slices.Contains([][20]byte{id(4), id(5), id(6)}, c22.path[1]) {
+			t.Fatal("port 22 went on a circuit with a hop that is not Stable")
+		}
+		// The most recently dirtied circuit that serves the port is
+		// preferred (C tor's circuit_is_better).
+		dial(t, m, Key("k"), "example.com", 443)
+		if want := map[bool]*circ{true: c22, false: c443}[c22.policy.Allows(443)]; a.lastCirc() != want {
+			t.Fatal("port 443 did not go on the most recently dirtied circuit serving it")
 		}
 	})
 }

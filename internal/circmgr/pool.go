@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/onionlite/onionlite/internal/netdoc"
+	"github.com/onionlite/onionlite/pathsel"
 )
 
 // openLocked reports whether c may take a new stream of some key: alive,
@@ -22,10 +23,16 @@ func (m *Manager) usableForLocked(c *circ, key IsolationKey, port uint16, now ti
 	if c.claimed && c.key != key {
 		return false
 	}
-	if !m.openLocked(c, now) {
+	if !m.openLocked(c, now) || (longLived(port) && !c.stable) {
 		return false
 	}
 	return m.exitServesLocked(c.exit(), c.policy, c.rejected, port)
+}
+
+// longLived reports whether streams to port need a circuit of Stable
+// relays (path-spec 2.2's LongLivedPorts).
+func longLived(port uint16) bool {
+	return port != 0 && slices.Contains(pathsel.LongLivedPorts, port)
 }
 
 // exitServesLocked reports whether an exit with the given policy summary
