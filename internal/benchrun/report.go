@@ -171,7 +171,13 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	if s.Interval > 0 {
 		fmt.Fprintf(b, "; voting interval %.0f s", s.Interval)
 	}
-	fmt.Fprintf(b, ". Load average before the run: %s. Command: `%s`.", orDash(e.Load), e.Command)
+	var loads []float64
+	for _, r := range s.Runs {
+		loads = append(loads, r.Load1)
+	}
+	ls := Summarize(loads)
+	fmt.Fprintf(b, ". Load average before the set: %s; 1-minute load when each client run began: median %.1f (%.1f–%.1f) on %d cores. Command: `%s`.",
+		orDash(e.Load), ls.Median, ls.Min, ls.Max, e.Cores, e.Command)
 	if s.Incomplete {
 		b.WriteString(" **This set is incomplete: the run stopped part-way.**")
 	}

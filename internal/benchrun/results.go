@@ -68,6 +68,7 @@ type Run struct {
 	Client   string    `json:"client"`
 	Rep      int       `json:"rep"`
 	Began    time.Time `json:"began"`
+	Load1    float64   `json:"load1"` // 1-minute load average when it began
 	OK       bool      `json:"ok"`
 	Error    string    `json:"error,omitempty"`
 

@@ -2,6 +2,7 @@ package benchrun
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -310,7 +311,7 @@ func (b *bench) one(ctx context.Context, n *testnet.Network, p Profile, sc Scena
 	b.seq++
 	r := Run{
 		Seq: b.seq, Network: b.set.Network, Profile: p.Name, Scenario: sc.Name(), Start: sc.Start, Fetch: sc.Fetch,
-		Client: s.client, Rep: rep, Began: time.Now().UTC(),
+		Client: s.client, Rep: rep, Began: time.Now().UTC(), Load1: load1(),
 	}
 	err := b.clientRun(ctx, n, p, sc, s, &r)
 	if err != nil {
@@ -369,6 +370,20 @@ func runLine(r *Run) string {
 		s += fmt.Sprintf(", first byte %.2fs, last %.2fs", r.FirstByteS, r.TotalS)
 	}
 	return s
+}
+
+// load1 is the 1-minute load average (0 when unknown).
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // authDirGet fetches path from an authority's DirPort (plain HTTP on
@@ -497,10 +512,33 @@ func CollectEnv(o Options) Env {
 			e.TorVersion = "tor " + strings.TrimPrefix(v, "Tor version ")
 		}
 	}
-	if out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output(); err == nil {
-		e.Commit = strings.TrimSpace(string(out))
-	}
+	e.Commit = binaryCommit(o.Bin)
 	return e
+}
+
+// binaryCommit returns the commit the onionlite binary was built from, as
+// Go recorded it ("-dirty" when the tree had uncommitted changes), or "".
+func binaryCommit(bin string) string {
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return ""
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // findTorBinary looks tor up as internal/testnet does.
