@@ -98,11 +98,13 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		}
 		return nil, err
 	}
-	if err := os.MkdirAll(n.LogDir(), 0o700); err != nil {
-		return nil, err
+	if err := os.MkdirAll(n.LogDir(), 0o700); err == nil {
+		n.logFile, err = os.OpenFile(filepath.Join(n.LogDir(), "testnet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	}
-	n.logFile, err = os.OpenFile(filepath.Join(n.LogDir(), "testnet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		if n.temp {
+			os.RemoveAll(n.dir)
+		}
 		return nil, err
 	}
 	if err := n.start(ctx); err != nil {
@@ -142,6 +144,9 @@ func (n *Network) start(ctx context.Context) error {
 			return err
 		}
 	case errors.Is(err, fs.ErrNotExist):
+		if err := n.claimDir(); err != nil {
+			return err
+		}
 		for attempt := 1; ; attempt++ {
 			err := n.create(ctx)
 			if err == nil {
@@ -170,7 +175,7 @@ func (n *Network) start(ctx context.Context) error {
 	default:
 		return err
 	}
-	n.logf("%d nodes launched after %v", len(n.nodes), n.clk.Now().Sub(t0).Round(time.Millisecond))
+	n.logf("%d nodes launched after %v", len(n.Nodes()), n.clk.Now().Sub(t0).Round(time.Millisecond))
 	n.mu.Lock()
 	n.ownsState = true
 	n.mu.Unlock()
@@ -185,6 +190,26 @@ func (n *Network) start(ctx context.Context) error {
 	}
 	n.logf("ready after %v", n.clk.Now().Sub(t0).Round(time.Millisecond))
 	return nil
+}
+
+// markerFile marks a directory as made by this package, so that leftovers
+// of a start that failed before writing testnet.json may be removed.
+const markerFile = ".onionlite-testnet"
+
+// claimDir prepares the directory of a fresh network: it removes the
+// nodes of an earlier failed start, but refuses a "nodes" directory that
+// this package did not make.
+func (n *Network) claimDir() error {
+	nodes := filepath.Join(n.dir, "nodes")
+	if _, err := os.Stat(nodes); err == nil {
+		if _, err := os.Stat(filepath.Join(n.dir, markerFile)); err != nil {
+			return fmt.Errorf("%s exists but was not made by a test network: choose another directory", nodes)
+		}
+		if err := os.RemoveAll(nodes); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(n.dir, markerFile), []byte("made by github.com/onionlite/onionlite/internal/testnet\n"), 0o600)
 }
 
 // create makes the nodes of a fresh network: ports, keys, torrcs.
@@ -584,6 +609,13 @@ func (n *Network) Stop() error {
 	}
 	if err := n.stopNodes(); err != nil {
 		errs = append(errs, err)
+	}
+	if n.owned {
+		var ps []int
+		for _, nd := range n.Nodes() {
+			ps = append(ps, nd.ORPort, nd.DirPort)
+		}
+		releasePorts(ps)
 	}
 	n.mu.Lock()
 	if n.http != nil {
