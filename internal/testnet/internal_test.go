@@ -352,3 +352,20 @@ func TestDownWithoutNetwork(t *testing.T) {
 		t.Error("Attach accepted a bad fingerprint")
 	}
 }
+
+// Start refuses a directory whose nodes/ it did not make, and keeps it.
+func TestStartRefusesForeignNodesDir(t *testing.T) {
+	RequireTor(t)
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "nodes", "precious")
+	if err := os.MkdirAll(mine, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Config{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "not made by a test network") {
+		t.Fatalf("Start: %v", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Fatalf("Start touched a foreign directory: %v", err)
+	}
+}
