@@ -61,6 +61,11 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		writeStats(cf.statsJSON, newClientStats(c.Stats(), bootTook))
 		return 1
 	}
+	if !*quiet {
+		// Same prefix as "onionlite bootstrap": onionlite bench times
+		// readiness from this line.
+		fmt.Fprintf(stderr, "ready in %v\n", bootTook.Round(time.Millisecond))
+	}
 
 	var out io.Writer = stdout
 	var file *os.File

@@ -34,7 +34,7 @@ var Metrics = []Metric{
 		Value: func(r *Run) float64 { return ok(r, r.DirReadyS) }},
 	{Key: "time_ready", Title: "start → ready (C tor: 100 %, first circuits built)", Unit: unitSeconds,
 		Value: func(r *Run) float64 { return ok(r, r.ReadyS) }},
-	{Key: "ttfb", Title: "start → first byte of the body", Unit: unitSeconds, FetchOnly: true,
+	{Key: "ttfb", Title: "start → first byte of the response", Unit: unitSeconds, FetchOnly: true,
 		Value: func(r *Run) float64 { return ok(r, r.FirstByteS) }},
 	{Key: "total_time", Title: "start → last byte of the body", Unit: unitSeconds, FetchOnly: true,
 		Value: func(r *Run) float64 { return ok(r, r.TotalS) }},

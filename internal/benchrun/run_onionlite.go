@@ -26,6 +26,7 @@ type olSpec struct {
 	Authorities string   // --authorities FILE
 	Extra       []string // more flags (--bridge, --now)
 	URL         string   // "get URL" when set, else "bootstrap"
+	BodyPath    string   // get writes the body here (-o)
 	Timeout     time.Duration
 	LogPath     string // stderr copy, timestamped
 	StatsPath   string
@@ -69,7 +70,7 @@ func parseOLLine(l string) (pct int, phase string, ready, ok bool) {
 func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run) error {
 	args := []string{"bootstrap"}
 	if sp.URL != "" {
-		args = []string{"get", "-o", os.DevNull}
+		args = []string{"get", "-o", sp.BodyPath}
 	}
 	args = append(args, "--data-dir", sp.DataDir, "--stats-json", sp.StatsPath,
 		"--proxy", "socks5://"+proxy.Addr(), "--timeout", sp.Timeout.String())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"time"
@@ -115,12 +116,15 @@ func runTor(ctx context.Context, n *testnet.Network, sp torSpec, proxy *slowlink
 	return nil
 }
 
-// fetchVia GETs url through a SOCKS5 proxy and returns when the first and
-// the last body byte arrived, the size and the SHA-256.
+// fetchVia GETs url through a SOCKS5 proxy and returns when the first byte
+// of the response (as onionlite get times it: httptrace's
+// GotFirstResponseByte) and the last body byte arrived, the body's size
+// and its SHA-256.
 func fetchVia(ctx context.Context, socks, url string) (first, last time.Time, n int64, sum string, err error) {
 	tr := &http.Transport{Proxy: nil, DisableCompression: true, DialContext: (&transport.SOCKS5{Addr: socks}).DialContext}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { first = time.Now() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, url, nil)
 	if err != nil {
 		return first, last, 0, "", err
 	}
@@ -137,9 +141,6 @@ func fetchVia(ctx context.Context, socks, url string) (first, last time.Time, n 
 	for {
 		k, rerr := resp.Body.Read(buf)
 		if k > 0 {
-			if n == 0 {
-				first = time.Now()
-			}
 			n += int64(k)
 			h.Write(buf[:k])
 		}

@@ -37,10 +37,10 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Bin: bin, WorkDir: dir, Timeout: 3 * time.Minute, Starts: []string{Cold}, Reps: 1, Profiles: Profiles[:1], Logf: t.Logf}
-	b := &bench{o: o, caps: caps, set: newSet(o, NetworkSpec{Name: Testnet10, Title: "smoke"}, Caps{})}
+	b := &bench{o: o, caps: caps, set: newSet(o, NetworkSpec{Name: Testnet10, Title: "smoke"}, caps)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	sc := Scenario{Start: Cold}
+	sc := scenarios([]string{Cold}, Profiles[0], caps)[0] // with get: cold+10MiB
 	for _, cl := range []string{Onionlite, CTor} {
 		s := &slot{client: cl, dir: filepath.Join(dir, cl)}
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
@@ -54,6 +54,9 @@ func TestSmoke(t *testing.T) {
 			r.UpDirReady <= 0 || r.DownDirReady > r.Down || r.PeakRSS <= 0 || r.PeakRSSReady <= 0 ||
 			r.DirBytes <= 0 || r.ClientRead <= 0 || len(r.Progress) < 2 || len(r.Traffic) == 0 || r.ConsensusValid == "" {
 			t.Errorf("%s: incomplete run %+v", cl, r)
+		}
+		if sc.Fetch != "" && (r.FirstByteS <= r.DirReadyS || r.TotalS <= r.FirstByteS || r.BodyBytes != 10<<20) {
+			t.Errorf("%s: fetch times or size wrong: %+v", cl, r)
 		}
 		// The proxy and the client count the same connections: the
 		// client's own counters differ by at most what the proxy is
@@ -74,7 +77,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| cold | start → directory ready") || strings.Contains(string(md), "### Failed runs") {
+	if !strings.Contains(string(md), "| "+sc.Name()+" | start → directory ready") || strings.Contains(string(md), "### Failed runs") {
 		t.Fatalf("report:\n%s", md)
 	}
 }

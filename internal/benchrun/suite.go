@@ -2,7 +2,9 @@ package benchrun
 
 import (
 	"context"
+	"crypto/sha256"
 	"debug/buildinfo"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -346,19 +348,39 @@ func (b *bench) clientRun(ctx context.Context, n *testnet.Network, p Profile, sc
 	tag := fmt.Sprintf("%03d-%s", r.Seq, sc.Name())
 	switch s.client {
 	case Onionlite:
+		bodyPath := filepath.Join(s.dir, "body")
 		err = runOnionlite(ctx, olSpec{
-			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url,
+			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url, BodyPath: bodyPath,
 			Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
 		}, proxy, r)
-		if err == nil && sc.Fetch != "" && r.BodyBytes != body.Size {
-			err = fmt.Errorf("onionlite get: %d body bytes, want %d", r.BodyBytes, body.Size)
+		if err == nil && sc.Fetch != "" {
+			err = checkBody(bodyPath, body)
 		}
+		os.Remove(bodyPath)
 	case CTor:
 		err = runTor(ctx, n, torSpec{Dir: s.dir, Body: body, URL: url, Timeout: b.o.Timeout, Tag: tag}, proxy, r)
 	default:
 		err = fmt.Errorf("BUG: unknown client %q", s.client)
 	}
 	return err
+}
+
+// checkBody compares a fetched file with the body the target served.
+func checkBody(path string, want testnet.Body) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != want.Size || sum != want.SHA256 {
+		return fmt.Errorf("onionlite get %s: got %d bytes with SHA-256 %s, want %d bytes, %s", want.Name, n, sum, want.Size, want.SHA256)
+	}
+	return nil
 }
 
 // runLine summarises a run for the progress log.
