@@ -88,6 +88,10 @@ func id(k int) [20]byte { return netdirtest.ID(k) }
 
 // fakeNet builds fake circuits and records every build.
 type fakeNet struct {
+	// pool is the streams' cell pool: the tests' own, as a pool first
+	// used inside a synctest bubble belongs to it (cell.DefaultPool would
+	// then fail the real-tor tests).
+	pool   *cell.Pool
 	mu     sync.Mutex
 	nd     *netdir.NetDir
 	builds [][3][20]byte
@@ -237,7 +241,7 @@ func (c *fakeCirc) SendEnd(id uint16, _ cell.EndReason) {
 	delete(c.streams, id)
 	c.mu.Unlock()
 }
-func (c *fakeCirc) Pool() *cell.Pool { return cell.DefaultPool() }
+func (c *fakeCirc) Pool() *cell.Pool { return c.net.pool }
 
 var _ stream.Sink = (*fakeCirc)(nil)
 
@@ -246,7 +250,7 @@ var _ stream.Sink = (*fakeCirc)(nil)
 // unless it does) and setup the fake before the manager starts.
 func newFake(t *testing.T, rs []relay, mod func(*Config), setup ...func(*fakeNet)) (*Manager, *fakeNet) {
 	t.Helper()
-	f := &fakeNet{}
+	f := &fakeNet{pool: cell.NewPool(64)}
 	if rs != nil {
 		f.nd = handNet(t, rs)
 	}
