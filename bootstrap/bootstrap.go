@@ -97,6 +97,9 @@ type Bootstrapper struct {
 	certs    map[netdoc.CertKey]*netdoc.AuthCert
 	skew     time.Duration
 	skewSeen bool
+	// lastSource served the latest consensus: its circuit is open, so
+	// it is the cheapest first source for microdescriptors.
+	lastSource *source
 	closed   bool
 	kick     chan struct{}
 	stop     chan struct{}

@@ -214,6 +214,24 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 		}
 	}
 	b.phase(PhaseConsensus, 10, "downloading the consensus")
+	// With no certificate at all (a cold start) every authority's will be
+	// needed: ask for them on a second stream of the same circuit while
+	// the consensus downloads, saving a round trip and a request later.
+	waitCerts := func() {}
+	if len(b.certList()) == 0 {
+		if _, err := b.fetch.circuitTo(ctx, src); err != nil {
+			return nil, SourceNone, &sourceError{src: src, err: err}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := b.fetchAuthorityCerts(ctx, src); err != nil {
+				b.logf("bootstrap: certificates from %s: %v", src.name, err)
+			}
+		}()
+		waitCerts = func() { <-done }
+	}
+	defer waitCerts()
 	// A request for a diff is charged to diffs unless a whole consensus
 	// comes back, and the other way round.
 	kind := kindConsensus
@@ -258,10 +276,14 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 	if cached != nil && !u.ValidAfter().After(cached.ValidAfter) {
 		return nil, SourceNone, errNotNewer
 	}
+	waitCerts()
 	c, err := b.checkConsensus(ctx, sources, at, u)
 	if err != nil {
 		return nil, SourceNone, err
 	}
+	b.mu.Lock()
+	b.lastSource = src
+	b.mu.Unlock()
 	b.storeErr("consensus", b.cfg.Store.PutConsensus(flavor, text, dircache.ConsensusMeta{
 		ValidAfter: c.ValidAfter, FreshUntil: c.FreshUntil, ValidUntil: c.ValidUntil,
 	}))
@@ -322,6 +344,29 @@ func (b *Bootstrapper) fetchCerts(ctx context.Context, src *source, keys []netdo
 	}
 	if n := b.addCertText(resp.Body, b.clock.Now(), true); n == 0 {
 		return fmt.Errorf("no usable certificate among %d requested", len(keys))
+	}
+	return nil
+}
+
+// fetchAuthorityCerts asks src for the current certificate of every
+// trusted authority (/tor/keys/fp/...).
+func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) error {
+	var ids []string
+	for _, a := range b.cfg.Authorities {
+		var zero [20]byte
+		if !a.Bridge && a.V3Ident != zero {
+			ids = append(ids, strings.ToUpper(hex.EncodeToString(a.V3Ident[:])))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	resp, err := b.fetch.do(ctx, src, kindCerts, &dirclient.Request{Path: "/tor/keys/fp/" + strings.Join(ids, "+"), MaxBody: maxCertsSize})
+	if err != nil {
+		return err
+	}
+	if n := b.addCertText(resp.Body, b.clock.Now(), true); n == 0 {
+		return fmt.Errorf("no usable certificate among %d authorities", len(ids))
 	}
 	return nil
 }

@@ -112,6 +112,23 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 		sources = b.consensusCacheSources(cons, 4*b.parallel, nil)
 	}
 	sources = append(sources, b.bootstrapSources(nil)...) // authorities last
+	// The cache that just served the consensus goes first: reusing its
+	// open circuit saves a TLS handshake and several round trips, which
+	// on a slow link cost more than the parallelism gains. Authorities
+	// are not asked again (dir-spec 5.1).
+	b.mu.Lock()
+	last := b.lastSource
+	b.lastSource = nil
+	b.mu.Unlock()
+	if last != nil && !last.authority {
+		rest := sources[:0:0]
+		for _, s := range sources {
+			if s.relay.RSAID != last.relay.RSAID {
+				rest = append(rest, s)
+			}
+		}
+		sources = append([]*source{last}, rest...)
+	}
 
 	var (
 		mu       sync.Mutex
