@@ -100,9 +100,9 @@ type Bootstrapper struct {
 	// lastSource served the latest consensus: its circuit is open, so
 	// it is the cheapest first source for microdescriptors.
 	lastSource *source
-	closed   bool
-	kick     chan struct{}
-	stop     chan struct{}
+	closed     bool
+	kick       chan struct{}
+	stop       chan struct{}
 }
 
 // New returns a Bootstrapper. It does no I/O until Bootstrap.
