@@ -85,8 +85,9 @@ type Bootstrapper struct {
 	parallel       int
 	fetch          *fetcher
 
-	cur   atomic.Pointer[netdir.NetDir]
-	ready chan struct{} // closed once the first usable NetDir is published
+	cur     atomic.Pointer[netdir.NetDir]
+	dormant atomic.Bool
+	ready   chan struct{} // closed once the first usable NetDir is published
 
 	boot sync.Mutex // serialises Bootstrap and refresh rounds
 

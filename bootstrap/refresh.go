@@ -25,6 +25,14 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 	}()
 	failures := 0
 	for {
+		for b.dormant.Load() {
+			// Dormant: no wake-ups, no traffic, until SetDormant(false).
+			select {
+			case <-b.kick:
+			case <-ctx.Done():
+				return b.runErr(ctx)
+			}
+		}
 		var wait time.Duration
 		nd := b.NetDir()
 		select {
@@ -53,11 +61,17 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 			select {
 			case <-b.clock.After(wait):
 			case <-b.kick:
+				// Woken (network back, app resumed): refresh only if the
+				// consensus is no longer fresh; otherwise recompute.
+				if nd != nil && b.clock.Now().Before(nd.FreshUntil()) {
+					failures = 0
+					continue
+				}
 			case <-ctx.Done():
 				return b.runErr(ctx)
 			}
 		}
-		if nd == nil {
+		if nd == nil || b.dormant.Load() {
 			continue
 		}
 		if err := b.Refresh(ctx); err != nil {
@@ -77,6 +91,16 @@ func (b *Bootstrapper) runErr(ctx context.Context) error {
 		return ErrClosed
 	}
 	return ctx.Err()
+}
+
+// SetDormant stops (true) or resumes (false) Run's directory fetches, for
+// an app in the background. Resuming checks for a new consensus at once
+// if the current one is no longer fresh.
+func (b *Bootstrapper) SetDormant(dormant bool) {
+	b.dormant.Store(dormant)
+	if !dormant {
+		b.Kick()
+	}
 }
 
 // Kick makes Run check for a new consensus now (for example after the

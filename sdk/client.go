@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -406,4 +407,55 @@ func (c *Client) Close() error {
 		return err
 	}
 	return c.core.close()
+}
+
+// Memory pressure levels for TrimMemory, mirroring the OS callbacks
+// (Android onTrimMemory, iOS didReceiveMemoryWarning).
+const (
+	// TrimModerate drops idle and preemptive circuits and idle
+	// connections.
+	TrimModerate = 1
+	// TrimCritical also returns freed memory to the OS at once.
+	TrimCritical = 2
+)
+
+// TrimMemory sheds what can be rebuilt: idle and preemptive circuits,
+// idle relay connections and, at TrimCritical, the Go heap's free pages.
+// Open streams are not touched. It returns how many circuits it closed.
+func (c *Client) TrimMemory(level int) int {
+	k, err := c.started("trim")
+	if err != nil {
+		return 0
+	}
+	n := k.circs.TrimMemory()
+	k.chans.CloseIdle(0)
+	if level >= TrimCritical {
+		debug.FreeOSMemory()
+	}
+	return n
+}
+
+// SetDormant puts the client to sleep (true) or wakes it (false). A
+// dormant client builds no preemptive circuits and fetches no directory
+// updates, so it causes no wake-ups or traffic of its own; dials still
+// work. Call it when an app moves to the background and back.
+func (c *Client) SetDormant(dormant bool) {
+	k, err := c.started("dormant")
+	if err != nil {
+		return
+	}
+	k.circs.SetDormant(dormant)
+	k.boot.SetDormant(dormant)
+}
+
+// NetworkChanged tells the client the device's network changed (Wi-Fi to
+// cellular, say): relay connections made over the old network are closed
+// so new ones are made, and the directory is checked for freshness.
+func (c *Client) NetworkChanged() {
+	k, err := c.started("network")
+	if err != nil {
+		return
+	}
+	k.chans.CloseAll()
+	k.boot.Kick()
 }

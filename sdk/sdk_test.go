@@ -135,3 +135,29 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLifecycleCalls(t *testing.T) {
+	n := testnet.Shared(t)
+	c := testClient(t, t.TempDir())
+	ctx := ctxFor(t, 2*time.Minute)
+	conn, err := c.DialContext(ctx, "tcp", n.HTTPTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	c.SetDormant(true)
+	if got := c.TrimMemory(TrimCritical); got < 0 {
+		t.Fatalf("TrimMemory returned %d", got)
+	}
+	c.NetworkChanged()
+	if st := c.Stats(); st.ChannelsOpen != 0 {
+		t.Fatalf("%d channels open after NetworkChanged", st.ChannelsOpen)
+	}
+	// Dials still work while dormant, over fresh connections.
+	conn, err = c.DialContext(ctx, "tcp", n.HTTPTarget())
+	if err != nil {
+		t.Fatalf("dial after a network change: %v", err)
+	}
+	conn.Close()
+	c.SetDormant(false)
+}

@@ -184,6 +184,29 @@ func (m *Manager) CloseIdle(d time.Duration) int {
 	return len(victims)
 }
 
+// CloseAll closes every open channel (their circuits fail); the manager
+// stays usable and dials new ones on demand. For a network change, after
+// which old connections are likely dead.
+func (m *Manager) CloseAll() int {
+	m.mu.Lock()
+	type victim struct {
+		id [20]byte
+		e  *entry
+	}
+	var open []victim
+	for id, e := range m.chans {
+		if e.ch != nil {
+			open = append(open, victim{id, e})
+		}
+	}
+	m.mu.Unlock()
+	for _, v := range open {
+		v.e.ch.Close()
+		m.forget(v.id, v.e) // now, not when the watcher notices
+	}
+	return len(open)
+}
+
 // Close closes every channel and waits for pending dials. Later Gets fail
 // with ErrClosed.
 func (m *Manager) Close() error {
