@@ -145,7 +145,10 @@ func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclien
 		return nil, &sourceError{src: s, err: err}
 	}
 	defer st.Close()
-	conn := &stallConn{Conn: st, stall: f.b.stallTimeout, clock: f.b.clock}
+	// Stream deadlines are compared with the real clock (internal/stream
+	// Config.Clock), so the stall deadline must come from it too, even
+	// when the bootstrapper's clock pretends another date (--now).
+	conn := &stallConn{Conn: st, stall: f.b.stallTimeout, clock: clock.Real{}}
 	resp, err := f.dir.Do(ctx, conn, req)
 	if f.hook != nil {
 		resp, err = f.hook(kind, s, resp, err)
