@@ -17,7 +17,7 @@ import (
 
 const benchUsage = `usage: onionlite bench [--quick] [--out docs/bench] [--report FILE] [--reps N] [--profiles LIST]
                        [--networks LIST] [--starts cold,warm,stale] [--interval 20s] [--timeout 5m]
-                       [--work DIR] [--keep] [--report-only] [-v]
+                       [--work DIR] [--keep] [--report-only] [-v] [--client-v]
 
 Runs onionlite and C tor side by side on local test networks and link
 profiles and writes results.json and SVG plots into --out and the report
@@ -49,6 +49,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	keep := fs.Bool("keep", false, "keep the scratch directory (client data and logs)")
 	reportOnly := fs.Bool("report-only", false, "only regenerate the report from results.json")
 	verbose := fs.Bool("v", false, "log the test networks' progress too")
+	clientVerbose := fs.Bool("client-v", false, "run onionlite with -v (its debug log goes into each run's log file)")
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "onionlite bench: "+format+"\n", a...)
 		return code
@@ -72,7 +73,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, Quick: *quick, Interval: *interval,
-		Timeout: *timeout, WorkDir: *work, Keep: *keep, Command: "onionlite bench " + strings.Join(args, " ")}
+		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, Command: "onionlite bench " + strings.Join(args, " ")}
 	if o.Reps == 0 {
 		o.Reps = 3
 		if *quick {

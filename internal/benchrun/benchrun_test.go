@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/onionlite/onionlite/internal/realnet"
 )
 
 func TestSummarize(t *testing.T) {
@@ -405,5 +407,35 @@ func TestReport(t *testing.T) {
 	res2.Put(Set{Network: Testnet50})
 	if res2.Sets[0].Network != Testnet10 || res2.Sets[1].Network != Testnet50 || res2.Sets[2].Network != Replay2019 {
 		t.Fatalf("sets out of order: %v %v %v", res2.Sets[0].Network, res2.Sets[1].Network, res2.Sets[2].Network)
+	}
+}
+
+func TestReplayData(t *testing.T) {
+	dir := realnet.Path(t, ReplaySetDir)
+	d, err := loadReplayData(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Figures from testdata/realnet/README.md.
+	if len(d.Digests) != 6345 || len(d.Certs) != 9 || len(d.Auths) != 9 ||
+		d.SignedSHA != "8020C7A1C93616A0ED0B5F8D3908D8BEC62BAA490CA0BF23832956E0CDF8AA3C" {
+		t.Fatalf("%d digests, %d certs, %d authorities, signed part %s", len(d.Digests), len(d.Certs), len(d.Auths), d.SignedSHA)
+	}
+	for _, a := range d.Auths {
+		if len(a.V3Ident) != 40 || len(a.Identity) != 40 {
+			t.Errorf("authority %+v", a)
+		}
+	}
+	if d.Auths[5].Nick != "moria1" || d.Auths[5].Identity != "9695DFC35FFEB861329B9F1AB04C46397020CE31" {
+		t.Errorf("moria1: %+v", d.Auths[5])
+	}
+	for _, c := range d.Certs {
+		if !strings.Contains(string(d.Consensus), "directory-signature sha256 "+c.Identity+" "+c.Signing) {
+			t.Errorf("certificate %s/%s signs nothing in the consensus", c.Identity, c.Signing)
+		}
+	}
+	md := d.MDs[d.Digests[0]]
+	if !strings.HasPrefix(string(md), "onion-key\n") || strings.Contains(string(md), "@last-listed") {
+		t.Errorf("first microdescriptor: %q", md)
 	}
 }

@@ -39,3 +39,12 @@ func exitUsage(ps *os.ProcessState) (float64, int64, error) {
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	return cpu, ru.Maxrss << 10, nil // Maxrss is in KiB on Linux
 }
+
+// childAttr makes a child die with the harness (its parent-death signal)
+// and puts it in its own process group.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// terminate asks a child to exit (SIGTERM).
+func terminate(p *os.Process) error { return p.Signal(syscall.SIGTERM) }

@@ -30,6 +30,7 @@ type olSpec struct {
 	Timeout     time.Duration
 	LogPath     string // stderr copy, timestamped
 	StatsPath   string
+	Verbose     bool // -v: the client's debug log goes into LogPath
 }
 
 // olStats is the part of the CLI's --stats-json output the harness reads.
@@ -78,6 +79,9 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 		args = append(args, "--authorities", sp.Authorities)
 	}
 	args = append(args, sp.Extra...)
+	if sp.Verbose {
+		args = append(args, "-v")
+	}
 	if sp.URL != "" {
 		args = append(args, sp.URL)
 	}

@@ -71,7 +71,10 @@ type Options struct {
 	Timeout  time.Duration // per client run
 	WorkDir  string        // scratch space; "" = a temporary directory
 	Keep     bool          // keep WorkDir (client data and logs)
-	Command  string        // the command line, recorded in the results
+	// ClientVerbose runs onionlite with -v, its debug log going into the
+	// run's log file.
+	ClientVerbose bool
+	Command       string // the command line, recorded in the results
 	// Reexec is the argv that repeats this invocation (program first).
 	// The replay runs it again inside a new network namespace with
 	// --networks replay2019 when this process is not in one already.
@@ -97,9 +100,12 @@ func ProbeCLI(bin string) (Caps, error) {
 			c.Get = true
 		}
 	}
-	// bootstrap prints its usage, which lists its flags, for -h.
-	usage, _ := exec.Command(bin, "bootstrap", "-h").CombinedOutput()
-	c.Bridge = strings.Contains(string(usage), "--bridge") && strings.Contains(string(usage), "--now")
+	// Flags are parsed before anything else: with --bridge and --now
+	// known, bootstrap gets as far as reading the (empty) authorities
+	// file and says so; otherwise it prints its usage.
+	out, _ = exec.Command(bin, "bootstrap", "--bridge", "127.0.0.1:1 "+strings.Repeat("0", 40), "--now", ReplayNow,
+		"--data-dir", os.DevNull, "--authorities", os.DevNull).CombinedOutput()
+	c.Bridge = strings.Contains(string(out), "--authorities: ") && !strings.Contains(string(out), "usage:")
 	return c, nil
 }
 
@@ -177,9 +183,15 @@ func RunSuite(ctx context.Context, o Options) error {
 			return fmt.Errorf("benchrun: unknown network %q", name)
 		}
 		var err error
-		if spec.Replay {
+		switch {
+		case spec.Replay && loopbackOnly() != nil:
+			// Run again inside a namespace; that process writes the set.
+			if err = replayInNamespace(ctx, o); err == nil {
+				res, err = LoadResults(resPath)
+			}
+		case spec.Replay:
 			err = runReplaySet(ctx, o, spec, caps, save)
-		} else {
+		default:
 			err = runTestnetSet(ctx, o, spec, caps, save)
 		}
 		if err != nil {
@@ -350,7 +362,7 @@ func (b *bench) clientRun(ctx context.Context, n *testnet.Network, p Profile, sc
 	case Onionlite:
 		bodyPath := filepath.Join(s.dir, "body")
 		err = runOnionlite(ctx, olSpec{
-			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url, BodyPath: bodyPath,
+			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url, BodyPath: bodyPath, Verbose: b.o.ClientVerbose,
 			Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
 		}, proxy, r)
 		if err == nil && sc.Fetch != "" {
