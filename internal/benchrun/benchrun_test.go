@@ -117,7 +117,7 @@ func TestGoals(t *testing.T) {
 		t.Fatal("the slow-link time goal applies to the unthrottled profile")
 	}
 	full := goalByKey(t, "rss_full")
-	if !full.appliesTo(Replay2019) || full.appliesTo(Testnet10) || g.appliesTo(Replay2019) {
+	if !full.appliesTo(Replay2019) || full.appliesTo(Testnet10) || !g.appliesTo(Replay2019) || goalByKey(t, "time_ready").appliesTo(Replay2019) {
 		t.Fatal("goal networks are wrong")
 	}
 	v = full.Check(Comparison{OL: Summary{N: 1, Median: 14e6, Min: 14e6, Max: 14e6}})
@@ -325,6 +325,18 @@ func TestSVG(t *testing.T) {
 	wellFormed(t, p)
 	if strings.Count(p, "<path") != 2 || !strings.Contains(p, "issue 4: 64 kbit/s") {
 		t.Fatalf("progress plot: want one path per client and the profile title:\n%s", p)
+	}
+	tr := TrafficSVG(s)
+	if tr != "" {
+		t.Fatal("traffic plot without traffic samples")
+	}
+	for i := range s.Runs {
+		s.Runs[i].Traffic = []Sample{{T: 0, Down: 0}, {T: 1, Down: 5000}, {T: 2, Down: 9000}}
+	}
+	tr = TrafficSVG(s)
+	wellFormed(t, tr)
+	if !strings.Contains(tr, "9.0 KB") && !strings.Contains(tr, "10.0 KB") {
+		t.Errorf("traffic plot axis: %s", tr)
 	}
 	r := RatiosSVG(s)
 	wellFormed(t, r)

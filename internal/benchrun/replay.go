@@ -316,9 +316,9 @@ func runReplaySet(ctx context.Context, o Options, spec NetworkSpec, caps Caps, s
 	return save(*set)
 }
 
-// startRelay starts the relay (a fresh clock each profile, so the
-// consensus stays fresh whatever the run time) and waits until it serves
-// the consensus and every microdescriptor.
+// startRelay starts the relay on its warm data directory (a fresh clock
+// each time, so the consensus stays fresh whatever the run time) and
+// waits until it serves the consensus and every microdescriptor.
 func (e *replayEnv) startRelay(ctx context.Context) error {
 	dir := filepath.Join(e.dir, "relay")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -403,36 +403,40 @@ func (e *replayEnv) relayComplete(ctx context.Context) error {
 	return nil
 }
 
-// profile measures every repetition on one link profile.
+// profile measures every repetition on one link profile. The relay is
+// restarted for each repetition, so its clock (and its consensus's
+// freshness) starts over and every repetition sees the same relay.
 func (e *replayEnv) profile(ctx context.Context, b *bench, p Profile) error {
-	if err := e.startRelay(ctx); err != nil {
-		if e.relay != nil {
-			e.relay.stop()
-		}
-		return err
-	}
-	defer e.relay.stop()
 	clients := []string{CTor}
 	if b.caps.Bridge {
 		clients = []string{Onionlite, CTor}
 	}
 	for rep := 1; rep <= b.o.Reps; rep++ {
+		if err := e.startRelay(ctx); err != nil {
+			if e.relay != nil {
+				e.relay.stop()
+			}
+			return err
+		}
 		for _, cl := range clients {
 			s := &slot{client: cl, dir: filepath.Join(e.dir, p.Name, "rep"+strconv.Itoa(rep), cl)}
 			os.RemoveAll(s.dir)
 			if err := os.MkdirAll(s.dir, 0o700); err != nil {
+				e.relay.stop()
 				return err
 			}
 			for _, start := range b.o.Starts {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if e.relay.exited() {
+				if ctx.Err() != nil || e.relay.exited() {
+					e.relay.stop()
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
 					return fmt.Errorf("the replay relay exited: %v", e.relay.err)
 				}
 				e.one(ctx, b, p, Scenario{Start: start}, s, rep)
 			}
 		}
+		e.relay.stop()
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ func WriteReport(res *Results, outDir, reportPath string) error {
 		for name, svg := range map[string]string{
 			"progress-" + s.Network + ".svg": ProgressSVG(s),
 			"ratios-" + s.Network + ".svg":   RatiosSVG(s),
+			"traffic-" + s.Network + ".svg":  TrafficSVG(s),
 		} {
 			if svg == "" {
 				os.Remove(filepath.Join(outDir, name))
@@ -237,6 +238,10 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 			"onionlite's points are its progress events (phase changes and 10 %% steps); C tor's are its `Bootstrapped N%%` log lines. "+
 			"The dot marks directory ready (onionlite ready, C tor 75 %%).\n\n![bootstrap progress over time, %s](%s/progress-%s.svg)\n\n",
 			s.Network, rel, s.Network)
+	}
+	if TrafficSVG(s) != "" {
+		fmt.Fprintf(b, "Bytes received through the proxy over the same runs (sampled every 50 ms; the dot marks directory ready):\n\n"+
+			"![bytes received over time, %s](%s/traffic-%s.svg)\n\n", s.Network, rel, s.Network)
 	}
 	if RatiosSVG(s) != "" {
 		fmt.Fprintf(b, "### Ratios\n\nCold start, median ratio onionlite / C tor per link, whiskers min–max over pairs; dashed lines are the goals.\n\n"+

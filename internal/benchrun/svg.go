@@ -300,3 +300,91 @@ func RatiosSVG(s *Set) string {
 	}
 	return d.String()
 }
+
+// TrafficSVG plots the bytes received through the proxy against time for
+// the same cold starts as ProgressSVG, one panel per link. It returns ""
+// when there is nothing to plot.
+func TrafficSVG(s *Set) string {
+	m, _ := MetricByKey("time_dir")
+	type panel struct {
+		p       Profile
+		ol, tor *Run
+	}
+	var panels []panel
+	for _, p := range s.Profiles {
+		sc, ok := coldScenario(s, p)
+		if !ok {
+			continue
+		}
+		pn := panel{p: p, ol: medianRun(s.Runs, s.Network, p.Name, sc.Name(), Onionlite, m), tor: medianRun(s.Runs, s.Network, p.Name, sc.Name(), CTor, m)}
+		if (pn.ol != nil && len(pn.ol.Traffic) > 1) || (pn.tor != nil && len(pn.tor.Traffic) > 1) {
+			panels = append(panels, pn)
+		}
+	}
+	if len(panels) == 0 {
+		return ""
+	}
+	const pw, ph, cols = 430.0, 230.0, 2
+	rows := (len(panels) + cols - 1) / cols
+	d := newSVG(pw*cols, 40+ph*float64(rows), "Bytes received over time, cold start: "+setTitle(s))
+	d.text(12, 20, "start", `font-size="14" font-weight="bold"`, "Bytes received (relays → client), cold start ("+s.Network+")")
+	d.line(pw*cols-300, 16, pw*cols-280, 16, colorOL, `stroke-width="2.5"`)
+	d.text(pw*cols-276, 20, "start", "", "onionlite")
+	d.line(pw*cols-200, 16, pw*cols-180, 16, colorTor, `stroke-width="2.5"`)
+	d.text(pw*cols-176, 20, "start", "", "C tor")
+	for i, pn := range panels {
+		trafficPanel(d, pw*float64(i%cols), 40+ph*float64(i/cols), pw, ph, pn.p, pn.ol, pn.tor)
+	}
+	return d.String()
+}
+
+func trafficPanel(d *svgDoc, ox, oy, pw, ph float64, p Profile, ol, tor *Run) {
+	const ml, mr, mt, mb = 64.0, 16.0, 26.0, 36.0
+	x0, y0 := ox+ml, oy+ph-mb
+	w, h := pw-ml-mr, ph-mt-mb
+	tmax, bmax := 0.0, 0.0
+	for _, r := range []*Run{ol, tor} {
+		if r == nil {
+			continue
+		}
+		for _, x := range r.Traffic {
+			tmax, bmax = math.Max(tmax, x.T), math.Max(bmax, float64(x.Down))
+		}
+	}
+	xt, yt := niceTicks(tmax*1.02, 5), niceTicks(bmax*1.02, 4)
+	xmax, ymax := xt[len(xt)-1], yt[len(yt)-1]
+	X := func(t float64) float64 { return x0 + w*t/xmax }
+	Y := func(v float64) float64 { return y0 - h*v/ymax }
+	d.text(ox+ml, oy+16, "start", `font-weight="bold"`, p.Title)
+	for _, v := range yt {
+		d.line(x0, Y(v), x0+w, Y(v), colorGrid, "")
+		d.text(x0-6, Y(v)+4, "end", `fill="#333"`, fmtBytes(v))
+	}
+	for _, t := range xt {
+		d.line(X(t), y0, X(t), y0+4, colorAxis, "")
+		d.text(X(t), y0+16, "middle", `fill="#333"`, tickLabel(t))
+	}
+	d.line(x0, y0, x0+w, y0, colorAxis, "")
+	d.line(x0, y0, x0, y0-h, colorAxis, "")
+	d.text(x0+w/2, y0+31, "middle", `fill="#333"`, "seconds since start")
+	for _, c := range []struct {
+		r     *Run
+		color string
+	}{{tor, colorTor}, {ol, colorOL}} {
+		if c.r == nil || len(c.r.Traffic) == 0 {
+			continue
+		}
+		var path strings.Builder
+		for i, x := range c.r.Traffic {
+			op := " L"
+			if i == 0 {
+				op = "M"
+			}
+			fmt.Fprintf(&path, "%s%.1f,%.1f", op, X(x.T), Y(float64(x.Down)))
+		}
+		fmt.Fprintf(&d.b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path.String(), c.color)
+		if c.r.DirReadyS > 0 {
+			fmt.Fprintf(&d.b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s"/>`+"\n", X(c.r.DirReadyS), Y(float64(c.r.DownDirReady)), c.color)
+		}
+	}
+}
