@@ -45,8 +45,14 @@ func fmtRatio(v float64) string {
 
 // fmtValue renders a value in a metric's unit.
 func fmtValue(unit string, v float64) string {
-	if unit == unitBytes {
+	switch unit {
+	case unitBytes:
 		return fmtBytes(v)
+	case unitCount:
+		if math.IsNaN(v) {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f", v)
 	}
 	return fmtSeconds(v)
 }

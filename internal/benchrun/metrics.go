@@ -6,6 +6,7 @@ import "math"
 const (
 	unitSeconds = "s"
 	unitBytes   = "B"
+	unitCount   = "n"
 )
 
 // Metric is one compared quantity. Value returns NaN when the run does not
@@ -14,8 +15,10 @@ type Metric struct {
 	Key   string
 	Title string
 	Unit  string
-	// FetchOnly metrics appear only for scenarios with a fetch.
+	// FetchOnly metrics appear only for scenarios with a fetch; LossyOnly
+	// ones only on profiles that reset connections.
 	FetchOnly bool
+	LossyOnly bool
 	Value     func(r *Run) float64
 }
 
@@ -56,6 +59,8 @@ var Metrics = []Metric{
 		Value: func(r *Run) float64 { return ok(r, float64(r.PeakRSS)) }},
 	{Key: "cpu", Title: "CPU (user+system), whole run", Unit: unitSeconds,
 		Value: func(r *Run) float64 { return ok(r, r.CPUS) }},
+	{Key: "resets", Title: "connections reset by the proxy (lossy link)", Unit: unitCount, LossyOnly: true,
+		Value: func(r *Run) float64 { return ok(r, float64(r.Resets)) }},
 }
 
 // MetricByKey finds a metric of Metrics.

@@ -256,7 +256,7 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 				continue
 			}
 			for _, m := range Metrics {
-				if m.FetchOnly && sc.Fetch == "" {
+				if (m.FetchOnly && sc.Fetch == "") || (m.LossyOnly && p.ResetEvery == 0) {
 					continue
 				}
 				c := Compare(s.Runs, s.Network, p.Name, sc.Name(), m)
