@@ -131,6 +131,12 @@ type Config struct {
 	// OnProgress, if set, receives every progress change, in order, on
 	// the bootstrap's goroutine: it must not block.
 	OnProgress func(Progress)
+	// DirGuards, if set, names the client's directory guards for a view
+	// (which may lack microdescriptors): microdescriptors and refreshed
+	// consensuses are asked of them first, as C tor does, so that the
+	// connection to the first guard serves both directory fetches and
+	// circuits. The sdk backs it with the circuit manager's guards.
+	DirGuards func(nd *netdir.NetDir) []netdir.Relay
 	// OnNetDir, if set, is called with every new network view, on the
 	// bootstrap's goroutine: it must not block.
 	OnNetDir func(*netdir.NetDir)

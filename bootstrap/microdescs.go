@@ -66,6 +66,56 @@ func (b *Bootstrapper) mdProgress(di netdir.DirInfo) {
 	})
 }
 
+// preferSources returns first followed by the rest of all, without
+// repeating a relay.
+func preferSources(first, all []*source) []*source {
+	if len(first) == 0 {
+		return all
+	}
+	seen := make(map[[20]byte]bool, len(first))
+	out := make([]*source, 0, len(first)+len(all))
+	for _, s := range first {
+		if !seen[s.relay.RSAID] {
+			seen[s.relay.RSAID] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range all {
+		if !seen[s.relay.RSAID] {
+			seen[s.relay.RSAID] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// dirGuardSources asks the DirGuards hook for the directory guards of nd,
+// or of a provisional view of cons (no microdescriptors) when nd is nil.
+func (b *Bootstrapper) dirGuardSources(nd *netdir.NetDir, cons *netdoc.Consensus) []*source {
+	if b.cfg.DirGuards == nil || len(b.cfg.Bridges) > 0 {
+		return nil
+	}
+	if nd == nil && cons != nil {
+		bld, err := netdir.NewBuilder(cons, nil)
+		if err != nil {
+			return nil
+		}
+		if nd, err = bld.Build(); err != nil {
+			return nil
+		}
+	}
+	if nd == nil {
+		return nil
+	}
+	var out []*source
+	for _, r := range b.cfg.DirGuards(nd) {
+		s := cacheSourceFromRelay(r)
+		s.name = fmt.Sprintf("dirguard %X", r.ID[:4])
+		out = append(out, s)
+	}
+	return out
+}
+
 // mdBatch is a list of wanted digests and how often it was tried.
 type mdBatch struct {
 	digests [][32]byte
@@ -112,6 +162,7 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 		sources = b.consensusCacheSources(cons, 4*b.parallel, nil)
 	}
 	sources = append(sources, b.bootstrapSources(nil)...) // authorities last
+	guards := b.dirGuardSources(nd, cons)
 	// The cache that just served the consensus goes first: reusing its
 	// open circuit saves a TLS handshake and several round trips, which
 	// on a slow link cost more than the parallelism gains. Authorities
@@ -121,14 +172,11 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 	b.lastSource = nil
 	b.mu.Unlock()
 	if last != nil && !last.authority {
-		rest := sources[:0:0]
-		for _, s := range sources {
-			if s.relay.RSAID != last.relay.RSAID {
-				rest = append(rest, s)
-			}
-		}
-		sources = append([]*source{last}, rest...)
+		sources = preferSources([]*source{last}, sources)
 	}
+	// Directory guards go before everything: the first of them will be
+	// the first hop of circuits too, so its connection is not wasted.
+	sources = preferSources(guards, sources)
 
 	var (
 		mu       sync.Mutex

@@ -173,7 +173,8 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 		// a diff from something we did not verify is not wanted.
 		cached = nil
 	}
-	cons, src, err := b.fetchConsensus(ctx, b.bootstrapSources(prev), cached)
+	sources := preferSources(b.dirGuardSources(prev, nil), b.bootstrapSources(prev))
+	cons, src, err := b.fetchConsensus(ctx, sources, cached)
 	if err != nil {
 		return err
 	}

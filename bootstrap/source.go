@@ -103,7 +103,9 @@ func (f *fetcher) circuitTo(ctx context.Context, s *source) (*circuit.Circuit, e
 		return nil, err
 	}
 	if skew, ok := ch.ClockSkew(); ok {
-		f.b.noteSkew(skew)
+		// The channel measures the relay's clock minus ours; the
+		// bootstrapper records ours minus the network's.
+		f.b.noteSkew(-skew)
 	}
 	c, err = circuit.Create(ctx, ch, s.relay, f.b.circCfg)
 	if err != nil {

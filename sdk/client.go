@@ -13,6 +13,7 @@ import (
 
 	"github.com/onionlite/onionlite/bootstrap"
 	"github.com/onionlite/onionlite/dircache"
+	"github.com/onionlite/onionlite/dircache/netdir"
 	"github.com/onionlite/onionlite/internal/chanmgr"
 	"github.com/onionlite/onionlite/internal/channel"
 	"github.com/onionlite/onionlite/internal/circmgr"
@@ -211,7 +212,13 @@ func (c *Client) start() (*core, error) {
 		Clock:       c.Clock,
 		Schedule:    sched,
 		OnProgress:  func(p bootstrap.Progress) { k.events.publish(Event{Kind: EventProgress, Progress: progressOf(p)}) },
-		Logf:        logf,
+		DirGuards: func(nd *netdir.NetDir) []netdir.Relay {
+			if k.circs == nil {
+				return nil
+			}
+			return k.circs.DirGuards(nd, 3)
+		},
+		Logf: logf,
 	})
 	if err != nil {
 		k.close()

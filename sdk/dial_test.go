@@ -245,3 +245,27 @@ func TestSOCKSRefusesRemoteListener(t *testing.T) {
 		t.Fatalf("ServeSOCKS on 0.0.0.0: %v", err)
 	}
 }
+
+// TestGuardServesDirectoryAndCircuits: the microdescriptors come from the
+// first directory guard, and the first circuit starts at the same relay
+// over the same connection, so a cold start opens at most two TLS
+// connections (the consensus source and the guard).
+func TestGuardServesDirectoryAndCircuits(t *testing.T) {
+	n := testnet.Shared(t)
+	c := testClient(t, t.TempDir())
+	c.PreemptiveCircuits = -1
+	ctx := ctxFor(t, 2*time.Minute)
+	conn, err := c.DialContext(ctx, "tcp", n.HTTPTarget())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if opened := c.core.chans.Stats().Opened; opened > 2 {
+		t.Fatalf("%d relay connections opened for a cold start and one stream; want at most 2", opened)
+	}
+	circs := c.core.circs.Circuits()
+	prim := c.core.circs.PrimaryGuards()
+	if len(circs) == 0 || len(prim) == 0 || circs[0].Path[0] != prim[0].ID {
+		t.Fatalf("first circuit does not start at the first primary guard")
+	}
+}

@@ -384,3 +384,44 @@ func (m *Manager) PrimaryGuards() []guard.Info {
 	defer m.mu.Unlock()
 	return m.guards.Primary()
 }
+
+// DirGuards returns up to n directory guards: the primary guards, in
+// order, that are directory caches and not known to be unreachable
+// (guard-spec: the primaries serve one-hop directory requests too). nd is
+// the view to choose from; it may lack microdescriptors, as during a cold
+// bootstrap, when the manager has no view of its own yet: then only the
+// guard state learns it. Using the same relays for directory requests and
+// as first hops means one TLS connection serves both.
+func (m *Manager) DirGuards(nd *netdir.NetDir, n int) []netdir.Relay {
+	if nd == nil || n <= 0 {
+		return nil
+	}
+	m.mu.Lock()
+	now := m.clk.Now()
+	if m.nd == nil {
+		m.guards.SetNetDir(nd, now, m.rnd)
+	}
+	view := m.nd
+	if view == nil {
+		view = nd
+	}
+	prim := m.guards.Primary()
+	m.mu.Unlock()
+	m.saveGuards()
+	var out []netdir.Relay
+	for _, g := range prim {
+		if len(out) == n {
+			break
+		}
+		i, ok := view.ByID(g.ID)
+		if !ok || g.Reach == guard.Unreachable {
+			continue
+		}
+		r := view.Relay(i)
+		if !r.Flags.Has(netdir.FlagV2Dir | netdir.FlagRunning) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
