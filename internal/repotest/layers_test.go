@@ -43,6 +43,8 @@ var layer = map[string]int{
 	"bootstrap":         4,
 	"internal/testnet":  4,
 	"internal/benchrun": 6,
+	// Fault and security tests over the sdk (test files only).
+	"internal/faulttest": 6,
 	// A generator program (reads files): not part of the pure row.
 	"internal/netdoc/internal/genfallbacks": 6,
 
