@@ -140,6 +140,10 @@ type Config struct {
 	// OnNetDir, if set, is called with every new network view, on the
 	// bootstrap's goroutine: it must not block.
 	OnNetDir func(*netdir.NetDir)
+	// OnBootstrapError, if set, receives the error of every failed
+	// bootstrap attempt Run makes (Run then retries with backoff), on
+	// Run's goroutine: it must not block.
+	OnBootstrapError func(error)
 	// Logf receives debugging lines; nil discards them. No addresses or
 	// destinations are logged.
 	Logf func(format string, args ...any)

@@ -48,6 +48,9 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 				failures++
 				wait = backoff(failures, 5*time.Second, 5*time.Minute)
 				b.logf("bootstrap: failed (%v); retrying in %v", err, wait)
+				if b.cfg.OnBootstrapError != nil {
+					b.cfg.OnBootstrapError(err)
+				}
 			} else {
 				failures = 0
 				continue

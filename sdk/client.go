@@ -119,6 +119,12 @@ type core struct {
 
 	mu     sync.Mutex
 	closed bool
+	// skewErr is the clock-skew error of the latest failed background
+	// bootstrap (nil if it failed otherwise); failed is closed and
+	// replaced at every failure, waking dials that wait for the
+	// directory.
+	skewErr error
+	failed  chan struct{}
 }
 
 // Start validates the configuration and starts the client in the
@@ -174,7 +180,7 @@ func (c *Client) start() (*core, error) {
 		}
 		fallbacks = append(fallbacks, bootstrap.DirServer{Nickname: f.Nickname, Fingerprint: f.Fingerprint, Addr: f.Addr})
 	}
-	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster()}
+	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster(), failed: make(chan struct{})}
 	switch {
 	case c.Store != nil:
 		k.store = c.Store
@@ -218,7 +224,8 @@ func (c *Client) start() (*core, error) {
 			}
 			return k.circs.DirGuards(nd, 3)
 		},
-		Logf: logf,
+		OnBootstrapError: k.bootFailed,
+		Logf:             logf,
 	})
 	if err != nil {
 		k.close()
@@ -291,6 +298,26 @@ func openStore(dataDir string, logf func(string, ...any)) (*dircache.DB, error) 
 		logf("onionlite: the cache was repaired on open: %v", rerr)
 	}
 	return db, nil
+}
+
+// bootFailed records a failed background bootstrap. A clock-skew failure
+// is announced as a warning (once, until the failure changes) and ends the
+// dials waiting for the directory, which could otherwise only time out.
+func (k *core) bootFailed(err error) {
+	var skew *bootstrap.ClockSkewError
+	isSkew := errors.As(err, &skew)
+	k.mu.Lock()
+	wasSkew := k.skewErr != nil
+	k.skewErr = nil
+	if isSkew {
+		k.skewErr = err
+	}
+	close(k.failed)
+	k.failed = make(chan struct{})
+	k.mu.Unlock()
+	if isSkew && !wasSkew {
+		k.events.publish(Event{Kind: EventWarning, Err: bootstrapError(err)})
+	}
 }
 
 // run keeps the directory current, announces readiness, and closes idle

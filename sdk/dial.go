@@ -73,22 +73,33 @@ func (c *Client) ready(ctx context.Context, op string) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-k.boot.Ready():
-		return k, nil
-	default:
-	}
-	select {
-	case <-k.boot.Ready():
-		return k, nil
-	case <-k.ctx.Done():
-		return nil, &Error{Kind: KindClosed, Op: op}
-	case <-ctx.Done():
-		kind := KindBootstrapRequired
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			kind = KindTimeout
+	for {
+		select {
+		case <-k.boot.Ready():
+			return k, nil
+		default:
 		}
-		return nil, &Error{Kind: kind, Op: op, Err: fmt.Errorf("directory not ready: %w", ctx.Err())}
+		// A bootstrap that failed because of the local clock will keep
+		// failing until the clock is fixed: say so instead of waiting.
+		k.mu.Lock()
+		skewErr, failed := k.skewErr, k.failed
+		k.mu.Unlock()
+		if skewErr != nil {
+			return nil, &Error{Kind: KindClockSkew, Op: op, Err: skewErr}
+		}
+		select {
+		case <-k.boot.Ready():
+			return k, nil
+		case <-failed:
+		case <-k.ctx.Done():
+			return nil, &Error{Kind: KindClosed, Op: op}
+		case <-ctx.Done():
+			kind := KindBootstrapRequired
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				kind = KindTimeout
+			}
+			return nil, &Error{Kind: kind, Op: op, Err: fmt.Errorf("directory not ready: %w", ctx.Err())}
+		}
 	}
 }
 
