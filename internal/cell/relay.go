@@ -42,8 +42,10 @@ const (
 	RelayBeginDir  RelayCmd = 13
 	RelayExtend2   RelayCmd = 14
 	RelayExtended2 RelayCmd = 15
-	RelayXon       RelayCmd = 43
-	RelayXoff      RelayCmd = 44
+	// XOFF is 43 and XON 44 as C tor and arti send them; the 2023
+	// tor-spec table (section 6.1) has the two swapped.
+	RelayXoff RelayCmd = 43
+	RelayXon  RelayCmd = 44
 )
 
 var relayNames = map[RelayCmd]string{
