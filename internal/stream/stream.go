@@ -40,8 +40,10 @@ type Sink interface {
 
 // Config configures a stream. The zero value is usable.
 type Config struct {
-	// Clock dates queued data for the memory quota and turns deadlines
-	// into durations. Nil means the real clock.
+	// Clock dates queued data for the memory quota. Nil means the real
+	// clock. Deadlines do not use it: net.Conn callers set them from
+	// time.Now, so they are compared with the real clock even when Clock
+	// pretends another date (replays of old documents).
 	Clock clock.Clock
 	// Quota registers the stream's receive queue for memory accounting.
 	// Nil means no accounting.
@@ -577,14 +579,14 @@ func (s *Stream) SetDeadline(t time.Time) error {
 
 // SetReadDeadline sets the read deadline; the zero time clears it.
 func (s *Stream) SetReadDeadline(t time.Time) error {
-	s.rdl.set(t, s.clk)
+	s.rdl.set(t)
 	notify(s.rwake)
 	return nil
 }
 
 // SetWriteDeadline sets the write deadline; the zero time clears it.
 func (s *Stream) SetWriteDeadline(t time.Time) error {
-	s.wdl.set(t, s.clk)
+	s.wdl.set(t)
 	notify(s.wwake)
 	return nil
 }
@@ -599,9 +601,14 @@ type deadline struct {
 
 func (d *deadline) init() { d.ch = make(chan struct{}) }
 
-// set arms the deadline at t; the zero t disarms it. The delay is
-// measured on clk; the timer itself runs on the runtime's clock.
-func (d *deadline) set(t time.Time, clk clock.Clock) {
+// wallNow is the real clock, which deadlines are set from (net.Conn
+// callers use time.Now). Under testing/synctest it is the bubble's fake
+// clock.
+var wallNow = clock.Real{}.Now
+
+// set arms the deadline at t, a time on the real clock; the zero t
+// disarms it.
+func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -621,7 +628,7 @@ func (d *deadline) set(t time.Time, clk clock.Clock) {
 		}
 		return
 	}
-	dur := t.Sub(clk.Now())
+	dur := t.Sub(wallNow())
 	if dur <= 0 {
 		if !closed {
 			close(d.ch)
