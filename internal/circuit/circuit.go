@@ -62,6 +62,12 @@ type Relay struct {
 	Addrs []netip.AddrPort
 	// Handshake forces a handshake; the zero value is HandshakeAuto.
 	Handshake Handshake
+	// CongestionControl asks the hop for congestion control (prop 324
+	// section 10) when Config.CongestionControl enables it and the
+	// handshake is ntor-v3. Set it for the exit of a circuit meant for
+	// exit streams when the relay lists FlowCtrl=2; C tor never asks
+	// other hops or one-hop circuits.
+	CongestionControl bool
 }
 
 // Config configures circuits. The zero value is usable; a Config must not
@@ -82,6 +88,12 @@ type Config struct {
 	// "sendme_accept_min_version". Zero accepts SENDME v0 and v1 (v1 is
 	// always checked). SENDMEs we send are always v1.
 	SendmeAcceptMinVersion int
+	// CongestionControl holds the consensus's congestion control
+	// parameters. Nil, or Alg 0, means fixed windows everywhere (C tor's
+	// behaviour when the consensus has no cc_alg). Otherwise hops whose
+	// Relay.CongestionControl is set are asked for it, and a hop that
+	// agrees runs TOR_VEGAS, with XON/XOFF flow control on its streams.
+	CongestionControl *CCParams
 }
 
 // Circuit is an open circuit. Its methods are safe for concurrent use.
@@ -115,6 +127,7 @@ type Circuit struct {
 type hop struct {
 	relay Relay
 	flow  flowControl
+	cc    *vegas // set when congestion control was negotiated; flow == cc
 }
 
 // entry is what receives a stream ID's messages.
@@ -156,6 +169,10 @@ func newCircuit(link Link, cfg *Config) *Circuit {
 	c.rand = torcrypto.Rand(c.cfg.Rand)
 	c.ctx, c.cancel = context.WithCancelCause(link.Context())
 	c.cfg.Clock = clock.OrReal(c.cfg.Clock)
+	if p := c.cfg.CongestionControl; p != nil {
+		q := p.clamped()
+		c.cfg.CongestionControl = &q
+	}
 	var b [2]byte
 	torcrypto.RandomBytes(c.rand, b[:])
 	c.nextStream = binary.BigEndian.Uint16(b[:])
@@ -182,7 +199,7 @@ func Create(ctx context.Context, link Link, first Relay, cfg *Config) (*Circuit,
 	c.id.Store(id)
 	c.ctlMu.Lock()
 	defer c.ctlMu.Unlock()
-	hs, err := newHandshake(c.rand, first, true)
+	hs, err := newHandshake(c.rand, first, true, c.wantCC(first))
 	if err != nil {
 		c.closeWith(err, false)
 		return nil, err
@@ -236,6 +253,28 @@ func Create(ctx context.Context, link Link, first Relay, cfg *Config) (*Circuit,
 	return c, nil
 }
 
+// monoNow reads the monotonic clock for RTT measurement: RTTs are
+// differences of real time, whatever date Config.Clock pretends it is.
+var monoNow = clock.Real{}.Now
+
+// wantCC reports whether r's handshake should ask for congestion control.
+func (c *Circuit) wantCC(r Relay) bool {
+	p := c.cfg.CongestionControl
+	return r.CongestionControl && p != nil && p.Alg != 0
+}
+
+// CongestionControl reports congestion control on the last hop: ok is
+// false when that hop runs fixed windows (not asked, or the exit did not
+// agree).
+func (c *Circuit) CongestionControl() (st CCState, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.hops) == 0 || c.hops[len(c.hops)-1].cc == nil {
+		return CCState{}, false
+	}
+	return c.hops[len(c.hops)-1].cc.state(), true
+}
+
 // ID returns the circuit ID on the first hop's channel.
 func (c *Circuit) ID() uint32 { return c.id.Load() }
 
@@ -264,7 +303,7 @@ func (c *Circuit) Extend(ctx context.Context, r Relay) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
-	hs, err := newHandshake(c.rand, r, false)
+	hs, err := newHandshake(c.rand, r, false, c.wantCC(r))
 	if err != nil {
 		return err
 	}
@@ -330,10 +369,21 @@ func (c *Circuit) finishHop(hs *handshake, r Relay, reply []byte) error {
 		if err != nil {
 			return protoErr("ntor-v3 server message: %v", err)
 		}
-		if _, ok := torcrypto.FindExtension(exts, torcrypto.ExtCCResponse); ok {
-			// We never ask for congestion control yet (prop 324 10.5:
-			// reject an answer to a question not asked).
-			return protoErr("congestion control response without a request")
+		if e, ok := torcrypto.FindExtension(exts, torcrypto.ExtCCResponse); ok {
+			// prop 324 10.5: an answer to a question not asked, an
+			// empty answer, or a SENDME increment too far from ours
+			// closes the circuit.
+			switch {
+			case !hs.requestCC:
+				return protoErr("congestion control response without a request")
+			case len(e.Data) < 1:
+				return protoErr("empty congestion control response")
+			case !c.cfg.CongestionControl.acceptSendmeInc(int(e.Data[0])):
+				return protoErr("exit's cc_sendme_inc %d is more than a factor of 2 from ours (%d)",
+					e.Data[0], c.cfg.CongestionControl.SendmeInc)
+			}
+			h.cc = newVegas(*c.cfg.CongestionControl, int(e.Data[0]), c.cfg.SendmeAcceptMinVersion)
+			h.flow = h.cc
 		}
 	}
 	rc, err := relaycrypto.NewHop(keys)
@@ -549,8 +599,9 @@ func (c *Circuit) send(ctx context.Context, hopIdx int, streamID uint16, msg cel
 		}
 		d := c.crypto.Encrypt(buf, hopIdx)
 		if o.data {
+			now := monoNow()
 			c.mu.Lock()
-			h.flow.sent(d)
+			h.flow.sent(d, now)
 			c.mu.Unlock()
 		}
 		err = c.link.Send(buf)
@@ -673,8 +724,10 @@ func (c *Circuit) handleControl(hopIdx int, cmd cell.RelayCmd, body []byte) erro
 		if err != nil {
 			return protoErr("%v", err)
 		}
+		now := monoNow()
 		c.mu.Lock()
-		err = c.hops[hopIdx].flow.sendmeReceived(m) // hopIdx < len(c.hops): see finishHop
+		h := c.hops[hopIdx] // hopIdx < len(c.hops): see finishHop
+		err = h.flow.sendmeReceived(m, now)
 		if err == nil {
 			close(c.windowCh)
 			c.windowCh = make(chan struct{})

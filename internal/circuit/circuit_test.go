@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/channel"
@@ -428,7 +429,7 @@ func TestChooseHandshake(t *testing.T) {
 func TestFixedWindowRecording(t *testing.T) {
 	f := newFixedWindow(1000, 0)
 	for i := 1; i <= 300; i++ {
-		f.sent(relaycrypto.Digest{byte(i), byte(i >> 8)})
+		f.sent(relaycrypto.Digest{byte(i), byte(i >> 8)}, time.Time{})
 	}
 	if len(f.expected) != 3 {
 		t.Fatalf("%d digests recorded for 300 cells", len(f.expected))
@@ -441,15 +442,15 @@ func TestFixedWindowRecording(t *testing.T) {
 	}
 	// v0 SENDMEs pop a digest without checking it; a v0 below the
 	// accepted minimum is refused.
-	if err := f.sendmeReceived(&cell.Sendme{}); err != nil || len(f.expected) != 2 || f.packageWindow != 800 {
+	if err := f.sendmeReceived(&cell.Sendme{}, time.Time{}); err != nil || len(f.expected) != 2 || f.packageWindow != 800 {
 		t.Fatal(err, len(f.expected), f.packageWindow)
 	}
 	strict := newFixedWindow(1000, 1)
-	strict.sent(relaycrypto.Digest{})
-	if err := strict.sendmeReceived(&cell.Sendme{}); !errors.Is(err, ErrProtocol) {
+	strict.sent(relaycrypto.Digest{}, time.Time{})
+	if err := strict.sendmeReceived(&cell.Sendme{}, time.Time{}); !errors.Is(err, ErrProtocol) {
 		t.Fatal("v0 accepted under sendme_accept_min_version=1")
 	}
-	if err := f.sendmeReceived(&cell.Sendme{Version: 2}); !errors.Is(err, ErrProtocol) {
+	if err := f.sendmeReceived(&cell.Sendme{Version: 2}, time.Time{}); !errors.Is(err, ErrProtocol) {
 		t.Fatal("unknown SENDME version accepted")
 	}
 
@@ -464,10 +465,10 @@ func TestFixedWindowRecording(t *testing.T) {
 			t.Fatalf("echo of cell %d", echo[0])
 		}
 	}
-	if d.deliverWindow != 1000 {
-		t.Fatalf("deliver window %d after the SENDME", d.deliverWindow)
+	if d.recv.window != 1000 {
+		t.Fatalf("deliver window %d after the SENDME", d.recv.window)
 	}
-	d.deliverWindow = 0
+	d.recv.window = 0
 	if _, _, err := d.delivered(relaycrypto.Digest{}); !errors.Is(err, ErrProtocol) {
 		t.Fatal("overrun accepted")
 	}

@@ -11,10 +11,11 @@ import (
 
 // handshake is the client half of one hop's key exchange.
 type handshake struct {
-	kind     Handshake
-	htype    uint16 // CREATE2/EXTEND2 HTYPE (unused for CREATE_FAST)
-	data     []byte
-	complete func(reply []byte) (*torcrypto.RelayKeys, []byte, error)
+	kind      Handshake
+	requestCC bool   // the ntor-v3 message asks for congestion control
+	htype     uint16 // CREATE2/EXTEND2 HTYPE (unused for CREATE_FAST)
+	data      []byte
+	complete  func(reply []byte) (*torcrypto.RelayKeys, []byte, error)
 }
 
 // chooseHandshake resolves HandshakeAuto for r.
@@ -52,20 +53,27 @@ func chooseHandshake(r Relay, first bool) (Handshake, error) {
 	return k, nil
 }
 
-func newHandshake(rand io.Reader, r Relay, first bool) (*handshake, error) {
+// newHandshake starts r's handshake. requestCC asks for congestion control
+// (prop 324 10.3), which only ntor-v3 can carry.
+func newHandshake(rand io.Reader, r Relay, first, requestCC bool) (*handshake, error) {
 	k, err := chooseHandshake(r, first)
 	if err != nil {
 		return nil, err
 	}
 	switch k {
 	case HandshakeNtorV3:
-		// No extensions: congestion control is not requested yet.
-		msg, _ := torcrypto.AppendExtensions(nil, nil)
+		// The CC request is an empty extension; without it the message
+		// is an empty extension list, as C tor sends.
+		var exts []torcrypto.Extension
+		if requestCC {
+			exts = append(exts, torcrypto.Extension{Type: torcrypto.ExtCCRequest})
+		}
+		msg, _ := torcrypto.AppendExtensions(nil, exts)
 		c, err := torcrypto.NewNtorV3Client(rand, r.Ed25519ID, r.NtorKey, msg, torcrypto.NtorV3CircuitVerification)
 		if err != nil {
 			return nil, err
 		}
-		return &handshake{kind: k, htype: cell.HTypeNtorV3, data: c.Handshake(),
+		return &handshake{kind: k, requestCC: requestCC, htype: cell.HTypeNtorV3, data: c.Handshake(),
 			complete: func(reply []byte) (*torcrypto.RelayKeys, []byte, error) {
 				sm, keys, err := c.Complete(reply)
 				return keys, sm, err

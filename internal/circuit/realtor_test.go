@@ -405,41 +405,6 @@ func TestCircuitDiesWithChannel(t *testing.T) {
 	s.Close()
 }
 
-// BenchmarkThreeHopDownload fetches the 10 MiB body through a fresh 3-hop
-// circuit on the test network, per iteration: circuit build, BEGIN, HTTP
-// GET, read to the end, SHA-256 checked.
-func BenchmarkThreeHopDownload(b *testing.B) {
-	n := testnet.Shared(b)
-	body, _ := n.Body("10MiB.bin")
-	host, portStr, _ := net.SplitHostPort(n.HTTPTarget())
-	var port uint16
-	fmt.Sscan(portStr, &port)
-	b.SetBytes(body.Size)
-	b.ReportAllocs()
-	for b.Loop() {
-		ch, c := build(b, n)
-		s, err := c.Begin(ctxT(b, 30*time.Second), host, port, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		fmt.Fprintf(s, "GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n", body.Name, n.HTTPTarget())
-		resp, err := http.ReadResponse(bufio.NewReaderSize(s, 64<<10), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		h := sha256.New()
-		if _, err := io.Copy(h, resp.Body); err != nil {
-			b.Fatal(err)
-		}
-		if hex.EncodeToString(h.Sum(nil)) != body.SHA256 {
-			b.Fatal("SHA-256 mismatch")
-		}
-		s.Close()
-		c.Close()
-		ch.Close()
-	}
-}
-
 // TestThroughShapingProxy runs a channel through the test network's
 // shaping SOCKS5 proxy (transport.SOCKS5 as the injected dialer): a
 // consensus fetch over a 20 ms, 2 Mbit/s link with socket counters that

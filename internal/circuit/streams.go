@@ -11,7 +11,7 @@ import (
 	"github.com/onionlite/onionlite/internal/stream"
 )
 
-var _ stream.Sink = (*Circuit)(nil)
+var _ stream.FlowSink = (*Circuit)(nil)
 
 // Pool implements stream.Sink.
 func (c *Circuit) Pool() *cell.Pool { return c.pool }
@@ -48,6 +48,16 @@ func (c *Circuit) SendSendme(ctx context.Context, id uint16) error {
 	return c.send(ctx, h, id, nil, cell.RelaySendme, nil, sendOpts{})
 }
 
+// SendFlowControl implements stream.FlowSink: an XON or XOFF, which does
+// not count against any window.
+func (c *Circuit) SendFlowControl(ctx context.Context, id uint16, m cell.RelayMsg) error {
+	h, err := c.streamHop(id)
+	if err != nil {
+		return err
+	}
+	return c.sendMsg(ctx, h, id, m, sendOpts{})
+}
+
 // SendEnd implements stream.Sink. It does not block: when no cell buffer
 // is free the END is skipped (the stream is forgotten either way).
 func (c *Circuit) SendEnd(id uint16, reason cell.EndReason) {
@@ -76,9 +86,10 @@ func (reserved) HandleRelay(*cell.Cell, cell.RelayCmd, []byte) (bool, bool, erro
 func (reserved) CircuitClosed(error) {}
 
 // addStream registers the entry mk makes under a fresh stream ID on the
-// last hop. mk runs without the circuit's lock (a memory quota may call
+// last hop; mk learns the ID and whether that hop runs congestion
+// control. mk runs without the circuit's lock (a memory quota may call
 // back into the stream while it registers).
-func (c *Circuit) addStream(mk func(id uint16) (entry, error)) (uint16, int, error) {
+func (c *Circuit) addStream(mk func(id uint16, cc bool) (entry, error)) (uint16, int, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		defer c.mu.Unlock()
@@ -101,11 +112,12 @@ func (c *Circuit) addStream(mk func(id uint16) (entry, error)) (uint16, int, err
 		}
 	}
 	hop := len(c.hops) - 1
+	cc := c.hops[hop].cc != nil
 	slot := &streamEntry{entry: reserved{}, hop: hop}
 	c.streams[id] = slot
 	c.mu.Unlock()
 
-	e, err := mk(id)
+	e, err := mk(id, cc)
 	c.mu.Lock()
 	dead := err == nil && c.err != nil
 	if dead {
@@ -129,12 +141,20 @@ func (c *Circuit) addStream(mk func(id uint16) (entry, error)) (uint16, int, err
 	return id, hop, nil
 }
 
-// openStream sends msg on a new stream and waits for CONNECTED.
+// openStream sends msg on a new stream and waits for CONNECTED. A stream
+// on a hop that runs congestion control uses XON/XOFF flow control
+// instead of stream windows.
 func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string) (*stream.Stream, error) {
 	var s *stream.Stream
-	id, hop, err := c.addStream(func(id uint16) (entry, error) {
+	id, hop, err := c.addStream(func(id uint16, cc bool) (entry, error) {
+		cfg := &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target}
+		if cc {
+			p := c.cfg.CongestionControl
+			cfg.FlowControl = &stream.FlowControl{XoffCells: p.XoffClient, XonRateCells: p.XonRate,
+				XonChangePct: p.XonChangePct, XonEWMACount: p.XonEwmaCnt}
+		}
 		var err error
-		s, err = stream.New(c, id, &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target})
+		s, err = stream.New(c, id, cfg)
 		return s, err
 	})
 	if err != nil {
@@ -208,7 +228,7 @@ func (r *resolver) CircuitClosed(err error) {
 // type are returned as they are; the caller interprets them.
 func (c *Circuit) Resolve(ctx context.Context, host string) ([]cell.Answer, error) {
 	r := &resolver{reply: make(chan resolveReply, 1)}
-	id, hop, err := c.addStream(func(uint16) (entry, error) { return r, nil })
+	id, hop, err := c.addStream(func(uint16, bool) (entry, error) { return r, nil })
 	if err != nil {
 		return nil, err
 	}

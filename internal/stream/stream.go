@@ -23,7 +23,7 @@ const (
 )
 
 // Sink is what a stream needs from its circuit. internal/circuit
-// satisfies it.
+// satisfies it (and FlowSink).
 type Sink interface {
 	// SendData sends p (at most cell.RelayBodyMax bytes) as one DATA
 	// cell on stream id, waiting as long as circuit-level windows or the
@@ -36,6 +36,47 @@ type Sink interface {
 	SendEnd(id uint16, reason cell.EndReason)
 	// Pool is where received cells go back to.
 	Pool() *cell.Pool
+}
+
+// FlowSink is a Sink that can also carry prop 324's stream flow control
+// messages. Streams with Config.FlowControl need one.
+type FlowSink interface {
+	Sink
+	// SendFlowControl sends m (a *cell.Xon or *cell.Xoff) on stream id.
+	// It may wait for a cell buffer or ctx, never for windows.
+	SendFlowControl(ctx context.Context, id uint16, m cell.RelayMsg) error
+}
+
+// FlowControl configures prop 324 section 4's stream flow control, used
+// on congestion-controlled circuits instead of stream windows. The fields
+// are the consensus parameters; zero means C tor's default.
+type FlowControl struct {
+	// XoffCells is cc_xoff_client: an XOFF asks the exit to stop once
+	// more than this many cells' worth of bytes (498 each) wait to be
+	// read. Zero means 500.
+	XoffCells int
+	// XonRateCells is cc_xon_rate: the drain rate advertised in XON is
+	// measured over this many cells' worth of bytes read. Zero means 500.
+	XonRateCells int
+	// XonChangePct is cc_xon_change_pct: an advisory XON goes out when
+	// the drain rate moves by more than this percentage. Zero means 25.
+	XonChangePct int
+	// XonEWMACount is cc_xon_ewma_cnt, the N of the drain rate's N_EWMA.
+	// Zero means 2.
+	XonEWMACount int
+}
+
+// FlowStats counts a flow-controlled stream's XON and XOFF messages.
+type FlowStats struct {
+	XoffSent, XonSent, XoffReceived, XonReceived int
+	// RateLimit is the sending rate, in bytes per second, the exit's last
+	// XON asked for; 0 means unlimited.
+	RateLimit int64
+	// MaxQueued is the most bytes that ever waited to be read at once.
+	MaxQueued int64
+	// XonRate is the drain rate our last XON advertised, in units of
+	// 1000 bytes per second (0: unlimited).
+	XonRate int64
 }
 
 // Config configures a stream. The zero value is usable.
@@ -54,6 +95,10 @@ type Config struct {
 	// Opened says the stream needs no CONNECTED (RESOLVE-style streams
 	// never get one). Normally false.
 	Opened bool
+	// FlowControl, when set, replaces stream windows and stream SENDMEs
+	// with XON/XOFF (prop 324 section 4), as a stream on a
+	// congestion-controlled circuit must. The sink must be a FlowSink.
+	FlowControl *FlowControl
 }
 
 type state int
@@ -83,6 +128,10 @@ type Stream struct {
 	ctx    context.Context // done when the stream can no longer write
 	cancel context.CancelCauseFunc
 
+	fc       *flowState // nil without prop 324 flow control
+	flowSink FlowSink   // the sink, when fc is set
+	flowMu   sync.Mutex // orders XON/XOFF on the wire
+
 	openCh chan struct{} // closed when the open attempt is decided
 	rwake  chan struct{} // cap 1: data, an ending, or a deadline change
 	wwake  chan struct{} // cap 1: package window grew, or the stream ended
@@ -95,6 +144,7 @@ type Stream struct {
 	connected     cell.Connected
 	inq           []queued
 	head          int
+	inqBytes      int64 // unread bytes in inq
 	deliverWindow int
 	packageWindow int
 	readErr       error // returned once the queue is empty
@@ -119,6 +169,14 @@ func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
 		wwake:         make(chan struct{}, 1),
 		deliverWindow: WindowStart,
 		packageWindow: WindowStart,
+	}
+	if c.FlowControl != nil {
+		fs, ok := sink.(FlowSink)
+		if !ok {
+			return nil, fmt.Errorf("stream: flow control needs a FlowSink, have %T", sink)
+		}
+		s.flowSink = fs
+		s.fc = newFlowState(*c.FlowControl)
 	}
 	s.rdl.init()
 	s.wdl.init()
@@ -158,6 +216,13 @@ func (s *Stream) WaitOpen(ctx context.Context) error {
 	}
 }
 
+// Buffered returns how many received bytes wait to be read.
+func (s *Stream) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.inqBytes)
+}
+
 // Connected returns the CONNECTED message (its address is invalid for
 // BEGIN_DIR streams).
 func (s *Stream) Connected() cell.Connected {
@@ -187,7 +252,9 @@ func (s *Stream) decideOpenLocked(err error) {
 func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owned, done bool, err error) {
 	switch cmd {
 	case cell.RelayData:
-		return true, false, s.handleData(c, body)
+		act, err := s.handleData(c, body)
+		s.sendFlow(act)
+		return true, false, err
 	case cell.RelayConnected:
 		m, err := cell.ParseConnected(body)
 		if err != nil {
@@ -222,9 +289,14 @@ func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owne
 		}
 		s.endLocked(e, e)
 		return false, true, nil
+	case cell.RelayXoff, cell.RelayXon:
+		return false, false, s.handleFlow(cmd, body)
 	case cell.RelaySendme:
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.fc != nil {
+			return false, false, protoErr("stream SENDME on a congestion-controlled circuit")
+		}
 		if s.packageWindow+WindowIncrement > WindowStart {
 			return false, false, protoErr("stream SENDME would open the window past %d", WindowStart)
 		}
@@ -237,43 +309,49 @@ func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owne
 	return false, false, nil
 }
 
-func (s *Stream) handleData(c *cell.Cell, body []byte) error {
+func (s *Stream) handleData(c *cell.Cell, body []byte) (flowAction, error) {
 	pool := s.sink.Pool()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.st {
 	case stateOpening:
 		pool.Put(c)
-		return protoErr("DATA before CONNECTED")
+		return flowAction{}, protoErr("DATA before CONNECTED")
 	case stateClosed:
 		pool.Put(c)
-		return nil
+		return flowAction{}, nil
 	case stateEnded:
 		// The exit's END may race our own teardown; data after END is
 		// a protocol violation only if the exit ended the stream.
 		pool.Put(c)
 		if s.peerEnded {
-			return protoErr("DATA after END")
+			return flowAction{}, protoErr("DATA after END")
 		}
-		return nil
+		return flowAction{}, nil
 	}
-	if s.deliverWindow <= 0 {
-		pool.Put(c)
-		return protoErr("DATA beyond the stream window")
+	if s.fc == nil {
+		if s.deliverWindow <= 0 {
+			pool.Put(c)
+			return flowAction{}, protoErr("DATA beyond the stream window")
+		}
+		s.deliverWindow--
 	}
-	s.deliverWindow--
 	if len(body) == 0 {
 		pool.Put(c)
-		return nil
+		return flowAction{}, nil
 	}
 	if err := s.acct.Claim(cell.Len); err != nil {
 		pool.Put(c)
 		s.reclaimLocked(err)
-		return nil
+		return flowAction{}, nil
 	}
 	s.inq = append(s.inq, queued{c: c, body: body, at: s.clk.Now()})
+	s.inqBytes += int64(len(body))
 	notify(s.rwake)
-	return nil
+	if s.fc == nil {
+		return flowAction{}, nil
+	}
+	return s.fc.onArrival(s.inqBytes, int64(len(body)), wallNow()), nil
 }
 
 // endLocked ends the stream with the given read and write errors, keeping
@@ -309,6 +387,7 @@ func (s *Stream) dropQueueLocked() {
 	}
 	clear(s.inq)
 	s.inq, s.head = s.inq[:0], 0
+	s.inqBytes = 0
 	s.acct.Release(int64(n) * cell.Len)
 }
 
@@ -361,7 +440,12 @@ func (s *Stream) Read(p []byte) (int, error) {
 		}
 		if s.head < len(s.inq) {
 			n, sendmes := s.readLocked(p)
+			var act flowAction
+			if s.fc != nil && s.st != stateClosed {
+				act = s.fc.onRead(int64(n), s.inqBytes, wallNow())
+			}
 			s.mu.Unlock()
+			s.sendFlow(act)
 			for ; sendmes > 0; sendmes-- {
 				// A failed SENDME means the circuit is dying; its error
 				// reaches the reader through CircuitClosed.
@@ -407,6 +491,7 @@ func (s *Stream) readLocked(p []byte) (n, sendmes int) {
 		q := &s.inq[s.head]
 		k := copy(p[n:], q.body)
 		n += k
+		s.inqBytes -= int64(k)
 		q.body = q.body[k:]
 		if len(q.body) == 0 {
 			pool.Put(q.c)
@@ -423,7 +508,7 @@ func (s *Stream) readLocked(p []byte) (n, sendmes int) {
 		s.inq, s.head = s.inq[:m], 0
 	}
 	s.acct.Release(int64(freed) * cell.Len)
-	if s.st == stateOpen && len(s.inq)-s.head < sendmeMaxQueued {
+	if s.fc == nil && s.st == stateOpen && len(s.inq)-s.head < sendmeMaxQueued {
 		for s.deliverWindow <= WindowStart-WindowIncrement {
 			s.deliverWindow += WindowIncrement
 			sendmes++
@@ -433,7 +518,9 @@ func (s *Stream) readLocked(p []byte) (n, sendmes int) {
 }
 
 // Write sends p as DATA cells of up to cell.RelayBodyMax bytes. It blocks
-// while the stream or circuit windows are closed.
+// while the stream or circuit windows are closed (or, under flow control,
+// while the exit has sent XOFF or its XON rate limit is spent), and
+// before CONNECTED.
 func (s *Stream) Write(p []byte) (int, error) {
 	ctx, stop := s.writeContext()
 	defer stop()
@@ -442,10 +529,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for n < len(p) {
-		if err := s.takeWindow(ctx); err != nil {
+		k := min(len(p)-n, cell.RelayBodyMax)
+		if err := s.takeWindow(ctx, k); err != nil {
 			return n, err
 		}
-		k := min(len(p)-n, cell.RelayBodyMax)
 		if err := s.sink.SendData(ctx, s.id, p[n:n+k]); err != nil {
 			return n, s.writeFailure(err)
 		}
@@ -475,9 +562,12 @@ func (s *Stream) writeFailure(err error) error {
 	return err
 }
 
-// takeWindow waits for and takes one unit of the package window.
-func (s *Stream) takeWindow(ctx context.Context) error {
+// takeWindow waits until one DATA cell of n bytes may be sent and takes
+// its share: a unit of the package window, or under flow control no XOFF
+// in force and n bytes of the XON rate limit.
+func (s *Stream) takeWindow(ctx context.Context, n int) error {
 	for {
+		var wait time.Duration
 		s.mu.Lock()
 		switch {
 		case s.st == stateClosed:
@@ -487,16 +577,33 @@ func (s *Stream) takeWindow(ctx context.Context) error {
 			err := s.writeErr
 			s.mu.Unlock()
 			return err
+		case s.fc != nil:
+			if !s.fc.xoffReceived {
+				if wait = s.fc.takeTokens(int64(n), wallNow()); wait == 0 {
+					s.mu.Unlock()
+					return nil
+				}
+			}
 		case s.packageWindow > 0:
 			s.packageWindow--
 			s.mu.Unlock()
 			return nil
 		}
 		s.mu.Unlock()
+		var t *time.Timer
+		var tick <-chan time.Time
+		if wait > 0 {
+			t = time.NewTimer(wait)
+			tick = t.C
+		}
 		select {
 		case <-s.wwake:
+		case <-tick:
 		case <-ctx.Done():
 			return s.writeFailure(context.Cause(ctx))
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 }
@@ -602,8 +709,8 @@ type deadline struct {
 func (d *deadline) init() { d.ch = make(chan struct{}) }
 
 // wallNow is the real clock, which deadlines are set from (net.Conn
-// callers use time.Now). Under testing/synctest it is the bubble's fake
-// clock.
+// callers use time.Now) and which XON/XOFF rates are measured on. Under
+// testing/synctest it is the bubble's fake clock.
 var wallNow = clock.Real{}.Now
 
 // set arms the deadline at t, a time on the real clock; the zero t

@@ -22,6 +22,7 @@ type fakeSink struct {
 	data    [][]byte
 	sendmes int
 	ends    []cell.EndReason
+	flows   []cell.RelayMsg
 	fail    error
 	sent    chan struct{}
 }
@@ -55,6 +56,13 @@ func (f *fakeSink) SendEnd(id uint16, r cell.EndReason) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ends = append(f.ends, r)
+}
+
+func (f *fakeSink) SendFlowControl(ctx context.Context, id uint16, m cell.RelayMsg) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.flows = append(f.flows, m)
+	return nil
 }
 
 func (f *fakeSink) Pool() *cell.Pool { return f.pool }
