@@ -141,13 +141,27 @@ func (c *Circuit) addStream(mk func(id uint16, cc bool) (entry, error)) (uint16,
 	return id, hop, nil
 }
 
-// openStream sends msg on a new stream and waits for CONNECTED. A stream
-// on a hop that runs congestion control uses XON/XOFF flow control
-// instead of stream windows.
-func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string) (*stream.Stream, error) {
+// BeginOptions modify how Begin and BeginDir open a stream. The zero value
+// waits for CONNECTED.
+type BeginOptions struct {
+	// Optimistic returns the stream as soon as BEGIN (or BEGIN_DIR) is
+	// sent, so the caller can Write its request at once (optimistic data,
+	// tor-spec 6.2; consensus parameter UseOptimisticData, on by
+	// default). It saves the round trip to CONNECTED: exits accept data
+	// for a stream they are still connecting, and a relay opens a
+	// BEGIN_DIR stream before it reads the next cell. Read waits for
+	// CONNECTED; if the exit answers END instead, Read (and later Writes)
+	// return the *stream.EndError, and what was written is lost.
+	Optimistic bool
+}
+
+// openStream sends msg on a new stream and, unless optimistic, waits for
+// CONNECTED. A stream on a hop that runs congestion control uses
+// XON/XOFF flow control instead of stream windows.
+func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string, o BeginOptions) (*stream.Stream, error) {
 	var s *stream.Stream
 	id, hop, err := c.addStream(func(id uint16, cc bool) (entry, error) {
-		cfg := &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target}
+		cfg := &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target, Optimistic: o.Optimistic}
 		if cc {
 			p := c.cfg.CongestionControl
 			cfg.FlowControl = &stream.FlowControl{XoffCells: p.XoffClient, XonRateCells: p.XonRate,
@@ -164,6 +178,9 @@ func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target stri
 		s.Close()
 		return nil, err
 	}
+	if o.Optimistic {
+		return s, nil
+	}
 	if err := s.WaitOpen(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -174,15 +191,25 @@ func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target stri
 // BeginDir opens a directory stream to the last hop (tor-spec 6.2.1). The
 // stream is a net.Conn speaking HTTP/1.0 to the relay's directory service.
 func (c *Circuit) BeginDir(ctx context.Context) (*stream.Stream, error) {
-	return c.openStream(ctx, &cell.BeginDir{}, "dir")
+	return c.BeginDirWith(ctx, BeginOptions{})
+}
+
+// BeginDirWith is BeginDir with options.
+func (c *Circuit) BeginDirWith(ctx context.Context, o BeginOptions) (*stream.Stream, error) {
+	return c.openStream(ctx, &cell.BeginDir{}, "dir", o)
 }
 
 // Begin opens a stream from the exit (the last hop) to host:port. host is
 // sent as given, never resolved locally; IPv6 literals go without
 // brackets.
 func (c *Circuit) Begin(ctx context.Context, host string, port uint16, flags uint32) (*stream.Stream, error) {
+	return c.BeginWith(ctx, host, port, flags, BeginOptions{})
+}
+
+// BeginWith is Begin with options.
+func (c *Circuit) BeginWith(ctx context.Context, host string, port uint16, flags uint32, o BeginOptions) (*stream.Stream, error) {
 	return c.openStream(ctx, &cell.Begin{Host: host, Port: port, Flags: flags},
-		net.JoinHostPort(host, strconv.Itoa(int(port))))
+		net.JoinHostPort(host, strconv.Itoa(int(port))), o)
 }
 
 // resolver is a RESOLVE in flight: an entry waiting for RESOLVED or END.

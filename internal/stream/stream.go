@@ -95,6 +95,12 @@ type Config struct {
 	// Opened says the stream needs no CONNECTED (RESOLVE-style streams
 	// never get one). Normally false.
 	Opened bool
+	// Optimistic lets Write send DATA before CONNECTED arrives
+	// (optimistic data, tor-spec 6.2): the request travels right behind
+	// BEGIN and the round trip to CONNECTED is saved. Read still waits
+	// for CONNECTED, and an END in its place fails reads and later writes
+	// with the *EndError.
+	Optimistic bool
 	// FlowControl, when set, replaces stream windows and stream SENDMEs
 	// with XON/XOFF (prop 324 section 4), as a stream on a
 	// congestion-controlled circuit must. The sink must be a FlowSink.
@@ -128,9 +134,10 @@ type Stream struct {
 	ctx    context.Context // done when the stream can no longer write
 	cancel context.CancelCauseFunc
 
-	fc       *flowState // nil without prop 324 flow control
-	flowSink FlowSink   // the sink, when fc is set
-	flowMu   sync.Mutex // orders XON/XOFF on the wire
+	optimistic bool
+	fc         *flowState // nil without prop 324 flow control
+	flowSink   FlowSink   // the sink, when fc is set
+	flowMu     sync.Mutex // orders XON/XOFF on the wire
 
 	openCh chan struct{} // closed when the open attempt is decided
 	rwake  chan struct{} // cap 1: data, an ending, or a deadline change
@@ -164,6 +171,7 @@ func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
 		id:            id,
 		clk:           clock.OrReal(c.Clock),
 		target:        c.Target,
+		optimistic:    c.Optimistic,
 		openCh:        make(chan struct{}),
 		rwake:         make(chan struct{}, 1),
 		wwake:         make(chan struct{}, 1),
@@ -520,12 +528,14 @@ func (s *Stream) readLocked(p []byte) (n, sendmes int) {
 // Write sends p as DATA cells of up to cell.RelayBodyMax bytes. It blocks
 // while the stream or circuit windows are closed (or, under flow control,
 // while the exit has sent XOFF or its XON rate limit is spent), and
-// before CONNECTED.
+// before CONNECTED unless the stream is optimistic.
 func (s *Stream) Write(p []byte) (int, error) {
 	ctx, stop := s.writeContext()
 	defer stop()
-	if err := s.WaitOpen(ctx); err != nil {
-		return 0, s.writeFailure(err)
+	if !s.optimistic {
+		if err := s.WaitOpen(ctx); err != nil {
+			return 0, s.writeFailure(err)
+		}
 	}
 	n := 0
 	for n < len(p) {
