@@ -13,18 +13,34 @@
 //
 // Sending serializes encryption and queueing under one lock, so the order
 // cells are encrypted in is the order they reach the link. DATA cells wait
-// for the target hop's package window (start 1000, +100 per circuit
-// SENDME whose v1 digest must match the digest recorded when the 100th
-// cell was sent) and for the link's WaitWritable. Incoming DATA lowers the
-// hop's deliver window; at 900 a SENDME v1 echoing the running digest
-// after the 100th cell goes back. Flow control sits behind a small
-// per-hop interface so congestion control (prop 324) can replace the
-// fixed window.
+// for the target hop's window and for the link's WaitWritable. Flow
+// control is per hop, behind a small interface with two implementations:
+//
+//   - Fixed windows (tor-spec 7.3): a package window of 1000, +100 per
+//     circuit SENDME whose v1 digest must match the digest recorded when
+//     the 100th cell was sent. Incoming DATA lowers the deliver window;
+//     at 900 a SENDME v1 echoing the running digest after the 100th cell
+//     goes back.
+//   - Congestion control (prop 324), on a hop that agreed to it in the
+//     ntor-v3 handshake (prop 332 extensions; Config.CongestionControl and
+//     Relay.CongestionControl ask for it): DATA may go while fewer than
+//     cwnd cells are unacknowledged; a SENDME is due every negotiated
+//     cc_sendme_inc (31) cells each way, its digest authenticated as
+//     above; each SENDME received measures the RTT of the cell that
+//     triggered it, and TOR_VEGAS moves cwnd (slow start, then the
+//     alpha/beta/delta rules against a BDP of cwnd*minRTT/ewmaRTT). Streams
+//     on such a hop use XON/XOFF instead of stream windows
+//     (internal/stream).
+//
+// Streams open with BEGIN or BEGIN_DIR and wait for CONNECTED, or with
+// BeginOptions.Optimistic return at once so the request rides right
+// behind BEGIN (optimistic data).
 //
 // The first cells to any hop but the first, and every EXTEND2, travel as
 // RELAY_EARLY (at most 8). An inbound RELAY_EARLY, an unrecognized cell, a
-// SENDME without a matching digest or a window overrun close the circuit
-// with a DESTROY. A DESTROY or TRUNCATED from the network closes it with a
+// SENDME without a matching digest, a window overrun, or a congestion
+// control answer that was not asked for or whose cc_sendme_inc is more
+// than a factor of 2 from ours close the circuit with a DESTROY. A DESTROY or TRUNCATED from the network closes it with a
 // *DestroyedError; a closing channel closes it with the channel's error.
 // Streams see the circuit's error after their queued data.
 //
