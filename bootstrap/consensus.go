@@ -167,7 +167,7 @@ func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, ca
 			return nil, SourceNone, err
 		}
 		src := sources[attempt%len(sources)]
-		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff)
+		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0)
 		if err == nil {
 			return c, how, nil
 		}
@@ -203,7 +203,7 @@ func kindOf(body []byte) docKind {
 // fetching the certificates it needs from that source or, if that fails,
 // the others: a consensus that arrived is not downloaded again because a
 // certificate request was lost.
-func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff bool) (*netdoc.Consensus, Source, error) {
+func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch bool) (*netdoc.Consensus, Source, error) {
 	src := sources[at]
 	req := &dirclient.Request{Path: consensusPath, MaxBody: maxConsensusSize}
 	if cached != nil {
@@ -217,8 +217,11 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 	// With no certificate at all (a cold start) every authority's will be
 	// needed: ask for them on a second stream of the same circuit while
 	// the consensus downloads, saving a round trip and a request later.
+	// Only on the first attempt: if that connection died, the link may
+	// be one that cannot carry both at once, and asking for them one at a
+	// time (from different sources if need be) makes progress.
 	waitCerts := func() {}
-	if len(b.certList()) == 0 {
+	if prefetch && len(b.certList()) == 0 {
 		if _, err := b.fetch.circuitTo(ctx, src); err != nil {
 			return nil, SourceNone, &sourceError{src: src, err: err}
 		}

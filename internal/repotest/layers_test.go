@@ -43,6 +43,7 @@ var layer = map[string]int{
 	"bootstrap":         4,
 	"internal/testnet":  4,
 	"internal/benchrun": 6,
+	"internal/faulttest": 6,
 	// Fault and security tests over the sdk (test files only).
 	"internal/faulttest": 6,
 	// A generator program (reads files): not part of the pure row.
