@@ -15,7 +15,7 @@ import (
 	"github.com/onionlite/onionlite/internal/benchrun"
 )
 
-const benchUsage = `usage: onionlite bench [--quick] [--out docs/bench] [--report FILE] [--reps N] [--profiles LIST]
+const benchUsage = `usage: onionlite bench [--quick] [--out docs/bench] [--report FILE] [--reps N] [--replay-reps 2] [--profiles LIST]
                        [--networks LIST] [--starts cold,warm,stale] [--interval 20s] [--timeout 5m]
                        [--work DIR] [--keep] [--report-only] [-v] [--client-v]
 
@@ -40,6 +40,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", filepath.Join("docs", "bench"), "directory for results.json and the plots")
 	report := fs.String("report", "", "Markdown report (default: BENCHMARKS.md in the parent of --out)")
 	reps := fs.Int("reps", 0, "repetitions per client, scenario and link (default 3; quick 1)")
+	replayReps := fs.Int("replay-reps", 2, "repetitions on the full-scale replay (its slow-link runs take minutes each)")
 	profiles := fs.String("profiles", "", "link profiles, comma-separated, or all")
 	networks := fs.String("networks", "", "networks, comma-separated")
 	starts := fs.String("starts", "cold,warm,stale", "starts to measure (cold is always needed)")
@@ -72,7 +73,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "wrote %s and the plots in %s\n", *report, *out)
 		return 0
 	}
-	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, Quick: *quick, Interval: *interval,
+	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, ReplayReps: *replayReps, Quick: *quick, Interval: *interval,
 		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, Command: "onionlite bench " + strings.Join(args, " ")}
 	if o.Reps == 0 {
 		o.Reps = 3

@@ -262,6 +262,9 @@ func runReplaySet(ctx context.Context, o Options, spec NetworkSpec, caps Caps, s
 	}
 	e.now, _ = time.Parse(time.RFC3339, ReplayNow)
 	ro := o
+	if o.ReplayReps > 0 {
+		ro.Reps = o.ReplayReps
+	}
 	ro.Starts = nil
 	for _, s := range o.Starts {
 		if s != Stale { // the replayed documents never change

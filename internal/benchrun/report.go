@@ -101,6 +101,16 @@ func writeHeader(b *strings.Builder, res *Results, rel string) {
 			orDash(e.Commit), s.Reps, (time.Duration(e.Seconds) * time.Second).Round(time.Second))
 	}
 	b.WriteString("\n")
+	total, quick := 0.0, false
+	for _, s := range res.Sets {
+		total += s.Env.Seconds
+		quick = quick || s.Env.Quick
+	}
+	if len(res.Sets) == len(Networks) && !quick {
+		fmt.Fprintf(b, "The full mode (`scripts/bench`, every network, link and start) took %s for the sets above, network start-ups included. "+
+			"`scripts/bench --quick` (10-relay network, unthrottled and issue-4 link, one repetition) takes a few minutes and is meant for CI.\n\n",
+			(time.Duration(total) * time.Second).Round(time.Minute))
+	}
 }
 
 func machine(e Env) string {
@@ -147,15 +157,24 @@ func headlineCell(s *Set, g Goal) (cell, where string) {
 		}
 	}
 	if !found {
-		return notMeasured(s, g), ""
+		return notMeasured(s, g, want), ""
 	}
 	return worst.format(g), where
 }
 
-// notMeasured says why a goal has no figure.
-func notMeasured(s *Set, g Goal) string {
+// notMeasured says why a goal has no figure on a profile.
+func notMeasured(s *Set, g Goal, profile string) string {
 	if g.FetchOnly && len(s.Unsupported) > 0 {
 		return "not measured: the onionlite CLI had no `get` command"
+	}
+	failed := map[string]int{}
+	for _, r := range s.Runs {
+		if !r.OK && r.Start == Cold && (g.Absolute || r.Profile == profile) {
+			failed[r.Client]++
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Sprintf("**no result**: failed cold runs: onionlite %d, C tor %d (see Failed runs)", failed[Onionlite], failed[CTor])
 	}
 	return "not measured in this run"
 }

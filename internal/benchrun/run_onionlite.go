@@ -118,6 +118,7 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 		readySnap Sample
 		readyCPU  float64
 		readyHWM  int64
+		lastLine  string // the last line that was not progress: an error
 	)
 	linesDone := make(chan struct{})
 	go func() {
@@ -131,6 +132,9 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 			fmt.Fprintf(logf, "%8.3f %s\n", t, l)
 			pct, phase, ready, ok := parseOLLine(l)
 			if !ok {
+				mu.Lock()
+				lastLine = l
+				mu.Unlock()
 				continue
 			}
 			mu.Lock()
@@ -157,7 +161,9 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 		if ctx.Err() != nil {
 			msg = "timed out: " + msg
 		}
-		return fmt.Errorf("onionlite %s: %s (log %s)", args[0], msg, sp.LogPath)
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Errorf("onionlite %s: %s: %s (log %s)", args[0], msg, lastLine, sp.LogPath)
 	}
 	if statsErr != nil {
 		return statsErr

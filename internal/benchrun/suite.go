@@ -63,7 +63,10 @@ type Options struct {
 	Profiles []Profile
 	Starts   []string // cold (always), warm, stale
 	Reps     int
-	Quick    bool
+	// ReplayReps is the repetitions on the full-scale replay, whose slow
+	// links take minutes per run. 0 means Reps.
+	ReplayReps int
+	Quick      bool
 	// Interval is the test networks' voting interval. A cached consensus
 	// expires 3 intervals after it was made, which sets how long a stale
 	// start waits.
@@ -546,8 +549,25 @@ func CollectEnv(o Options) Env {
 			e.TorVersion = "tor " + strings.TrimPrefix(v, "Tor version ")
 		}
 	}
-	e.Commit = binaryCommit(o.Bin)
+	if e.Commit = binaryCommit(o.Bin); e.Commit == "" {
+		e.Commit = gitCommit()
+	}
 	return e
+}
+
+// gitCommit describes the checkout in the working directory, for a
+// binary built without VCS stamps (-buildvcs=false): HEAD, with "-dirty"
+// when tracked Go sources differ from it.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", "*.go", "go.mod", "go.sum").Output(); err == nil && len(st) > 0 {
+		c += "-dirty"
+	}
+	return c
 }
 
 // binaryCommit returns the commit the onionlite binary was built from, as
