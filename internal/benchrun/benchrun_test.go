@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"io"
 	"math"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -449,5 +450,73 @@ func TestReplayData(t *testing.T) {
 	md := d.MDs[d.Digests[0]]
 	if !strings.HasPrefix(string(md), "onion-key\n") || strings.Contains(string(md), "@last-listed") {
 		t.Errorf("first microdescriptor: %q", md)
+	}
+}
+
+func TestWithNetworks(t *testing.T) {
+	got := withNetworks([]string{"bench", "--networks", "testnet10,replay2019", "--reps", "2", "--networks=x", "-v"}, Replay2019)
+	want := "bench --reps 2 -v --networks replay2019"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("withNetworks = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func TestReplayServer(t *testing.T) {
+	d, err := loadReplayData(realnet.Path(t, ReplaySetDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newReplayServer(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, hdr ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		return w
+	}
+	w := get("/tor/status-vote/current/consensus-microdesc/D586D1+14C131")
+	if w.Code != 200 || w.Body.String() != string(d.Consensus) || w.Header().Get("Date") != "" {
+		t.Fatalf("consensus: %d, %d bytes, Date %q", w.Code, w.Body.Len(), w.Header().Get("Date"))
+	}
+	if w := get("/tor/status-vote/current/consensus-microdesc", "X-Or-Diff-From-Consensus", strings.ToLower(d.SignedSHA)); w.Code != 304 {
+		t.Fatalf("diff from the current consensus: %d", w.Code)
+	}
+	if w := get("/tor/status-vote/current/consensus-microdesc", "If-Modified-Since", "Sun, 15 Dec 2019 13:00:00 GMT"); w.Code != 304 {
+		t.Fatalf("If-Modified-Since valid-after: %d", w.Code)
+	}
+	w = get("/tor/status-vote/current/consensus-microdesc.z")
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "deflate" || w.Body.Len() >= len(d.Consensus)/2 {
+		t.Fatalf(".z consensus: %d %q %d bytes", w.Code, w.Header().Get("Content-Encoding"), w.Body.Len())
+	}
+	w = get("/tor/micro/d/" + d.Digests[5] + "-" + d.Digests[9] + "-nosuchdigest")
+	if w.Code != 200 || w.Body.String() != string(d.MDs[d.Digests[5]])+string(d.MDs[d.Digests[9]]) {
+		t.Fatalf("microdescs: %d", w.Code)
+	}
+	if w := get("/tor/micro/d/nosuchdigest"); w.Code != 404 {
+		t.Fatalf("unknown microdesc: %d", w.Code)
+	}
+	c := d.Certs[3]
+	for _, p := range []string{"/tor/keys/fp/" + c.Identity, "/tor/keys/fp-sk/" + c.Identity + "-" + c.Signing, "/tor/keys/sk/" + strings.ToLower(c.Signing)} {
+		if w := get(p); w.Code != 200 || w.Body.String() != string(c.Text) {
+			t.Errorf("%s: %d", p, w.Code)
+		}
+	}
+	if w := get("/tor/keys/all"); strings.Count(w.Body.String(), "dir-key-certificate-version 3") != 9 {
+		t.Error("keys/all does not hold 9 certificates")
+	}
+	if w := get("/tor/status-vote/current/consensus"); w.Code != 404 {
+		t.Errorf("ns consensus: %d, want 404", w.Code)
+	}
+	lines := authorityLines(d.Auths, true)
+	if len(lines) != 9 || lines[0] != "DirAuthority dannenberg orport=7001 no-v2 v3ident=0232AF901C31A04EE9848595AF9BB7620D4C5B2E 127.0.0.1:7001 "+fakeIdentity("dannenberg") {
+		t.Errorf("relay authority lines: %q", lines[0])
+	}
+	if l := authorityLines(d.Auths, false)[0]; !strings.HasSuffix(l, " 7BE683E65D48141321C5ED92F075C55364AC7123") {
+		t.Errorf("client authority line: %q", l)
 	}
 }
