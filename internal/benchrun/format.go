@@ -62,10 +62,11 @@ func fmtSummary(unit string, s Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	if s.N == 1 || s.Min == s.Max {
+	lo, hi := fmtValue(unit, s.Min), fmtValue(unit, s.Max)
+	if s.N == 1 || lo == hi {
 		return fmtValue(unit, s.Median)
 	}
-	return fmt.Sprintf("%s (%s)", fmtValue(unit, s.Median), fmtRange(fmtValue(unit, s.Min), fmtValue(unit, s.Max)))
+	return fmt.Sprintf("%s (%s)", fmtValue(unit, s.Median), fmtRange(lo, hi))
 }
 
 // fmtRange renders "1.00–3.00 s" from "1.00 s" and "3.00 s": the unit is
@@ -82,8 +83,9 @@ func fmtRatioSummary(s Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	if s.N == 1 || s.Min == s.Max {
+	lo, hi := fmtRatio(s.Min), fmtRatio(s.Max)
+	if s.N == 1 || lo == hi {
 		return fmtRatio(s.Median)
 	}
-	return fmt.Sprintf("%s (%s)", fmtRatio(s.Median), fmtRange(fmtRatio(s.Min), fmtRatio(s.Max)))
+	return fmt.Sprintf("%s (%s)", fmtRatio(s.Median), fmtRange(lo, hi))
 }

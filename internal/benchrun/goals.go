@@ -99,8 +99,8 @@ func (v Verdict) format(g Goal) string {
 		val = fmtBytes(v.Value)
 	} else {
 		val = fmtRatio(v.Value)
-		if v.N > 1 {
-			val += " (" + fmtRange(fmtRatio(v.Range.Min), fmtRatio(v.Range.Max)) + ")"
+		if lo, hi := fmtRatio(v.Range.Min), fmtRatio(v.Range.Max); v.N > 1 && lo != hi {
+			val += " (" + fmtRange(lo, hi) + ")"
 		}
 	}
 	if v.Met {
