@@ -202,7 +202,8 @@ func (c *Client) watch(events <-chan sdk.Event) {
 }
 
 // IsReady reports whether the directory is usable now.
-func (c *Client) IsReady() bool {
+func (c *Client) IsReady() (ready bool) {
+	defer c.recoverLog("IsReady")
 	return !c.stopping.Load() && c.sdk.Ready()
 }
 
@@ -361,7 +362,8 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 // idle connections; at TrimCritical also the Go heap's free pages) and
 // returns how many circuits it closed. Open streams are kept. Call it from
 // Android's onTrimMemory and iOS memory warnings.
-func (c *Client) TrimMemory(level int64) int64 {
+func (c *Client) TrimMemory(level int64) (closed int64) {
+	defer c.recoverLog("TrimMemory")
 	if c.stopping.Load() {
 		return 0
 	}
@@ -373,6 +375,7 @@ func (c *Client) TrimMemory(level int64) int64 {
 // directory refreshes, no traffic of its own; dials still work) or wakes
 // it (false). Call it when the app goes to the background and back.
 func (c *Client) SetDormant(dormant bool) {
+	defer c.recoverLog("SetDormant")
 	if c.stopping.Load() {
 		return
 	}
@@ -383,6 +386,7 @@ func (c *Client) SetDormant(dormant bool) {
 // (Wi-Fi to cellular, say): connections made over the old network are
 // closed and the directory is checked for freshness.
 func (c *Client) NetworkChanged() {
+	defer c.recoverLog("NetworkChanged")
 	if c.stopping.Load() {
 		return
 	}
@@ -398,7 +402,13 @@ func (c *Client) NetworkChanged() {
 // streams_open, bootstrap_ms, ready, store_errors, storage_warning, and
 // consensus_valid_after / consensus_fresh_until / consensus_valid_until
 // (RFC 3339, absent before the first consensus).
-func (c *Client) StatsJSON() string {
+func (c *Client) StatsJSON() (stats string) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.logf(LogWarn, "StatsJSON: panic: %v", r)
+			stats = "{}"
+		}
+	}()
 	st := c.sdk.Stats()
 	out := statsJSON{
 		BytesRead: st.BytesRead, BytesWritten: st.BytesWritten,
@@ -482,6 +492,15 @@ func (c *Client) Stop() (err error) {
 		err = nil
 	}
 	return wrap(err)
+}
+
+// recoverLog keeps a panic in a method without an error result from
+// crossing the bridge (it would kill the app): it logs it instead. Use it
+// as "defer c.recoverLog(name)".
+func (c *Client) recoverLog(method string) {
+	if r := recover(); r != nil {
+		c.log.logf(LogWarn, "%s: panic: %v", method, r)
+	}
 }
 
 // logSink serialises calls to the app's Logger and stops them after Stop.

@@ -559,3 +559,38 @@ func TestStopDuringBootstrap(t *testing.T) {
 type listenerFunc func(*Progress) error
 
 func (f listenerFunc) OnProgress(p *Progress) error { return f(p) }
+
+// TestZeroValuesDoNotPanic: gobind gives Java and Objective-C a
+// constructor for Stream, so an app can hold a Stream that Dial never
+// made; and a panic inside a method without an error result must not
+// cross the bridge.
+func TestZeroValuesDoNotPanic(t *testing.T) {
+	var s Stream
+	if _, err := s.Read(10); ErrorKind(fmt.Sprint(err)) != KindConfig {
+		t.Errorf("Read on a zero Stream: %v", err)
+	}
+	if _, err := s.Write([]byte("x")); ErrorKind(fmt.Sprint(err)) != KindConfig {
+		t.Errorf("Write on a zero Stream: %v", err)
+	}
+	for name, f := range map[string]func(int64) error{"SetDeadline": s.SetDeadline, "SetReadDeadline": s.SetReadDeadline,
+		"SetWriteDeadline": s.SetWriteDeadline} {
+		if err := f(10); ErrorKind(fmt.Sprint(err)) != KindConfig {
+			t.Errorf("%s on a zero Stream: %v", name, err)
+		}
+	}
+	if err := s.Close(); ErrorKind(fmt.Sprint(err)) != KindConfig {
+		t.Errorf("Close on a zero Stream: %v", err)
+	}
+	rec := &recorder{}
+	c := &Client{log: &logSink{logger: rec, level: LogWarn}} // no sdk client: every call panics inside
+	if c.IsReady() || c.TrimMemory(TrimCritical) != 0 || c.StatsJSON() != "{}" {
+		t.Error("a broken client reported something")
+	}
+	c.SetDormant(true)
+	c.NetworkChanged()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.logs) != 5 || !strings.Contains(rec.logs[0], "panic") {
+		t.Errorf("logged %q, want 5 panics", rec.logs)
+	}
+}

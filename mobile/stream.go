@@ -30,6 +30,9 @@ type Stream struct {
 // max must be positive.
 func (s *Stream) Read(max int64) (data []byte, err error) {
 	defer recoverTo(&err)
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	if max <= 0 {
 		return nil, errorf(KindConfig, "read: max must be positive")
 	}
@@ -61,6 +64,9 @@ func (s *Stream) Read(max int64) (data []byte, err error) {
 // copies its argument across the bridge.
 func (s *Stream) Write(data []byte) (written int64, err error) {
 	defer recoverTo(&err)
+	if err := s.check(); err != nil {
+		return 0, err
+	}
 	w, err := s.conn.Write(data)
 	if err != nil {
 		return int64(w), s.c.stoppedOr(err)
@@ -70,8 +76,9 @@ func (s *Stream) Write(data []byte) (written int64, err error) {
 
 // SetDeadline makes reads and writes that have not finished millis
 // milliseconds from now fail with kind timeout; 0 clears the deadline.
-func (s *Stream) SetDeadline(millis int64) error {
-	t, err := deadline(millis)
+func (s *Stream) SetDeadline(millis int64) (err error) {
+	defer recoverTo(&err)
+	t, err := s.deadline(millis)
 	if err != nil {
 		return err
 	}
@@ -79,8 +86,9 @@ func (s *Stream) SetDeadline(millis int64) error {
 }
 
 // SetReadDeadline is SetDeadline for reads only.
-func (s *Stream) SetReadDeadline(millis int64) error {
-	t, err := deadline(millis)
+func (s *Stream) SetReadDeadline(millis int64) (err error) {
+	defer recoverTo(&err)
+	t, err := s.deadline(millis)
 	if err != nil {
 		return err
 	}
@@ -88,8 +96,9 @@ func (s *Stream) SetReadDeadline(millis int64) error {
 }
 
 // SetWriteDeadline is SetDeadline for writes only.
-func (s *Stream) SetWriteDeadline(millis int64) error {
-	t, err := deadline(millis)
+func (s *Stream) SetWriteDeadline(millis int64) (err error) {
+	defer recoverTo(&err)
+	t, err := s.deadline(millis)
 	if err != nil {
 		return err
 	}
@@ -98,7 +107,10 @@ func (s *Stream) SetWriteDeadline(millis int64) error {
 
 // deadline turns milliseconds from now into a net.Conn deadline, which is
 // wall-clock time by that interface's contract.
-func deadline(millis int64) (time.Time, error) {
+func (s *Stream) deadline(millis int64) (time.Time, error) {
+	if err := s.check(); err != nil {
+		return time.Time{}, err
+	}
 	switch {
 	case millis == 0:
 		return time.Time{}, nil
@@ -112,6 +124,9 @@ func deadline(millis int64) (time.Time, error) {
 // Close does nothing.
 func (s *Stream) Close() (err error) {
 	defer recoverTo(&err)
+	if err := s.check(); err != nil {
+		return err
+	}
 	if s.closed.Swap(true) {
 		return nil
 	}
@@ -124,4 +139,13 @@ func (s *Stream) Close() (err error) {
 		return nil // closed already, by Stop
 	}
 	return wrap(err)
+}
+
+// check refuses a Stream that Client.Dial did not make (gobind gives Java
+// and Objective-C a constructor for every struct).
+func (s *Stream) check() error {
+	if s == nil || s.conn == nil || s.c == nil {
+		return errorf(KindConfig, "this Stream was not opened by Client.Dial")
+	}
+	return nil
 }
