@@ -141,7 +141,10 @@ func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclien
 	if err != nil {
 		return nil, &sourceError{src: s, err: err}
 	}
-	st, err := c.BeginDir(ctx)
+	// Optimistic: the request goes out with BEGIN_DIR instead of a round
+	// trip later (a relay opens a BEGIN_DIR stream at once); a refusal
+	// still surfaces on the first read.
+	st, err := c.BeginDirWith(ctx, circuit.BeginOptions{Optimistic: true})
 	if err != nil {
 		c.Close()
 		return nil, &sourceError{src: s, err: err}

@@ -76,10 +76,14 @@ func TestDialFetchAndIsolation(t *testing.T) {
 		t.Fatalf("10 MiB body SHA-256 %s", got)
 	}
 
-	// Every circuit is three distinct relays.
+	// Every circuit is three distinct relays, and the exits (tor 0.4.9,
+	// FlowCtrl=2) agreed to congestion control.
 	for _, ci := range c.core.circs.Circuits() {
 		if ci.Path[0] == ci.Path[1] || ci.Path[1] == ci.Path[2] || ci.Path[0] == ci.Path[2] {
 			t.Fatalf("circuit %d reuses a relay: %x", ci.ID, ci.Path)
+		}
+		if ci.CongestionControl == 0 {
+			t.Fatalf("circuit %d runs fixed windows; the exit offers congestion control", ci.ID)
 		}
 	}
 

@@ -71,7 +71,7 @@ func (p Params) Len() int { return len(p.list) }
 const maxInt32 = math.MaxInt32
 
 // Parameters a client reads, with param-spec's (or, where the spec is
-// silent or stale, C tor 0.4.8's) defaults and bounds.
+// silent or stale, C tor 0.4.8's, or 0.4.9's where it changed them) defaults and bounds.
 var (
 	// Bandwidth weighting (dir-spec 3.8.3).
 	ParamBwWeightScale   = Param{"bwweightscale", 10000, 1, maxInt32}
@@ -87,16 +87,17 @@ var (
 	ParamExtendByEd25519ID      = Param{"ExtendByEd25519ID", 0, 0, 1}
 	ParamCircMaxCellQueueSize   = Param{"circ_max_cell_queue_size", 50000, 1000, maxInt32}
 
-	// Congestion control (proposal 324 section 6.5; defaults as in C tor:
-	// cc_alg 0 means fixed windows, 2 is Vegas).
-	ParamCCAlg             = Param{"cc_alg", 0, 0, 3}
+	// Congestion control (proposal 324 section 6.5; defaults as in C tor
+	// 0.4.9, which changed cc_alg to 2 (Vegas; 0 means fixed windows) and
+	// cc_cwnd_min/inc/inc_rate to the values the live consensus carries).
+	ParamCCAlg             = Param{"cc_alg", 2, 0, 3}
 	ParamCCSendmeInc       = Param{"cc_sendme_inc", 31, 1, 255}
 	ParamCCCwndInit        = Param{"cc_cwnd_init", 124, 31, 10000}
-	ParamCCCwndMin         = Param{"cc_cwnd_min", 62, 31, 1000}
+	ParamCCCwndMin         = Param{"cc_cwnd_min", 124, 31, 1000}
 	ParamCCCwndMax         = Param{"cc_cwnd_max", maxInt32, 500, maxInt32}
-	ParamCCCwndInc         = Param{"cc_cwnd_inc", 31, 1, 1000}
+	ParamCCCwndInc         = Param{"cc_cwnd_inc", 1, 1, 1000}
 	ParamCCCwndIncPctSS    = Param{"cc_cwnd_inc_pct_ss", 100, 1, 500}
-	ParamCCCwndIncRate     = Param{"cc_cwnd_inc_rate", 1, 1, 250}
+	ParamCCCwndIncRate     = Param{"cc_cwnd_inc_rate", 31, 1, 250}
 	ParamCCCwndFullGap     = Param{"cc_cwnd_full_gap", 1, 0, math.MaxInt16}
 	ParamCCCwndFullMinPct  = Param{"cc_cwnd_full_minpct", 75, 0, 100}
 	ParamCCCwndFullPerCwnd = Param{"cc_cwnd_full_per_cwnd", 1, 0, 1}

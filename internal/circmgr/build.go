@@ -103,7 +103,15 @@ func (m *Manager) launchLocked(t pathsel.Target, key IsolationKey, forKey bool, 
 		b.ids[k] = b.relays[k].RSAID
 		b.stable = b.stable && m.nd.Flags(i).Has(netdir.FlagStable)
 	}
+	// Congestion control (prop 324) with the exit when it offers it
+	// (FlowCtrl=2), with the consensus's parameters over tor 0.4.9's
+	// defaults, as C tor does.
+	b.relays[pathsel.HopExit].CongestionControl = m.nd.Flags(path[pathsel.HopExit]).Has(netdir.FlagCongestionControl)
 	cfg := *m.cfg.Circuit
+	if cfg.CongestionControl == nil {
+		cc := circuit.CCParamsFrom(m.nd.Params().Lookup)
+		cfg.CongestionControl = &cc
+	}
 	if cfg.CircWindow == 0 {
 		cfg.CircWindow = int(m.nd.Params().Get(netdir.ParamCircWindow))
 	}

@@ -363,6 +363,9 @@ type CircuitInfo struct {
 	Built   time.Time
 	// DirtySince is when it carried its first stream (zero if never).
 	DirtySince time.Time
+	// CongestionControl is the SENDME increment the exit agreed to for
+	// congestion control (prop 324), or 0 for fixed windows.
+	CongestionControl int
 }
 
 // Circuits describes the open circuits.
@@ -372,8 +375,16 @@ func (m *Manager) Circuits() []CircuitInfo {
 	now := m.clk.Now()
 	out := make([]CircuitInfo, 0, len(m.circs))
 	for _, c := range m.circs {
-		out = append(out, CircuitInfo{ID: c.id, Path: c.path, Key: c.key, Claimed: c.claimed,
-			Usable: m.openLocked(c, now), Streams: c.h.Streams(), Built: c.built, DirtySince: c.dirtySince})
+		ci := CircuitInfo{ID: c.id, Path: c.path, Key: c.key, Claimed: c.claimed,
+			Usable: m.openLocked(c, now), Streams: c.h.Streams(), Built: c.built, DirtySince: c.dirtySince}
+		if cc, ok := c.h.(interface {
+			CongestionControl() (circuit.CCState, bool)
+		}); ok {
+			if st, on := cc.CongestionControl(); on {
+				ci.CongestionControl = st.SendmeInc
+			}
+		}
+		out = append(out, ci)
 	}
 	return out
 }

@@ -37,12 +37,12 @@ var layer = map[string]int{
 	"internal/socks5":      3,
 	"internal/dirclient":   3,
 
-	"internal/chanmgr":  4,
-	"internal/circmgr":  4,
-	"dircache":          4,
-	"bootstrap":         4,
-	"internal/testnet":  4,
-	"internal/benchrun": 6,
+	"internal/chanmgr":   4,
+	"internal/circmgr":   4,
+	"dircache":           4,
+	"bootstrap":          4,
+	"internal/testnet":   4,
+	"internal/benchrun":  6,
 	"internal/faulttest": 6,
 	// Fault and security tests over the sdk (test files only).
 	"internal/faulttest": 6,
