@@ -45,7 +45,6 @@ var layer = map[string]int{
 	"internal/benchrun":  6,
 	"internal/faulttest": 6,
 	// Fault and security tests over the sdk (test files only).
-	"internal/faulttest": 6,
 	// A generator program (reads files): not part of the pure row.
 	"internal/netdoc/internal/genfallbacks": 6,
 
