@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -96,14 +95,3 @@ func (e *Error) Is(target error) bool {
 // ErrClosed matches errors returned after Close; it wraps net.ErrClosed's
 // meaning for callers using errors.Is(err, sdk.ErrClosed).
 var ErrClosed = &Error{Kind: KindClosed}
-
-func wrap(op string, k Kind, err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return &Error{Kind: k, Op: op, Err: err}
-}

@@ -98,7 +98,8 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		}
 		return nil, err
 	}
-	if err := os.MkdirAll(n.LogDir(), 0o700); err == nil {
+	err = os.MkdirAll(n.LogDir(), 0o700)
+	if err == nil {
 		n.logFile, err = os.OpenFile(filepath.Join(n.LogDir(), "testnet.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	}
 	if err != nil {
