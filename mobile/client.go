@@ -84,8 +84,9 @@ func NewClient(cfg *Config) (c *Client, err error) {
 }
 
 // ProgressListener receives bootstrap progress. OnProgress is called on
-// an arbitrary thread, one call at a time, and must not block; an error it
-// returns (a Java exception, an NSError) is logged and otherwise ignored.
+// an arbitrary thread (never the one that called Bootstrap), one call at a
+// time for each Bootstrap call, and must not block; an error it returns (a
+// Java exception, an NSError) is logged and otherwise ignored.
 type ProgressListener interface {
 	OnProgress(progress *Progress) error
 }

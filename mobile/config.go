@@ -46,7 +46,8 @@ const DefaultDialTimeoutMillis int64 = 180_000
 // Config configures a Client. Create one (Config() in Kotlin, new Config()
 // in Java, OnionliteConfig() in Swift, [[OnionliteConfig alloc] init] in
 // Objective-C), set its fields, and pass it to NewClient, which copies it:
-// changing a Config afterwards does not affect the client.
+// changing a Config afterwards does not affect the client. A Config is not
+// safe for use from two threads at once.
 type Config struct {
 	// DataDir holds the directory cache and guard state. Required. Use a
 	// directory inside the app sandbox that is not backed up (Android:
@@ -63,10 +64,10 @@ type Config struct {
 	// Proxy is an upstream proxy through which relays are reached:
 	// "socks5://[user:pass@]host:port". Empty means direct connections.
 	Proxy string
-	// MemoryBudget is the memory budget of the whole process in bytes
-	// (queues, buffers and caches are sized from it). Zero means the
-	// platform default. Inside an iOS Network Extension (a 50 MiB limit)
-	// pass about 24 MiB.
+	// MemoryBudget is the memory budget of the whole process in bytes,
+	// passed to sdk.Client.MemoryBudget (see there for what is sized from
+	// it). Zero means the platform default. Inside an iOS Network
+	// Extension (a 50 MiB limit) pass about 24 MiB.
 	MemoryBudget int64
 	// TestNetwork relaxes rules that a loopback test network cannot meet.
 	// Never set it for the real Tor network.
