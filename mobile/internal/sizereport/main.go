@@ -411,7 +411,10 @@ func sizeSymbols(syms []symbol, sects []section) []symbol {
 		if syms[i].sect != syms[j].sect {
 			return syms[i].sect < syms[j].sect
 		}
-		return syms[i].addr < syms[j].addr
+		if syms[i].addr != syms[j].addr {
+			return syms[i].addr < syms[j].addr
+		}
+		return syms[i].name < syms[j].name // aliases at one address: the bytes go to the last name
 	})
 	for i := range syms {
 		end := sects[syms[i].sect].addr + sects[syms[i].sect].size
@@ -628,6 +631,7 @@ func attribute(r *result, syms []symbol, sects []section, pkgs map[string]*pkgIn
 // packages.
 var sharedBuckets = map[string]string{
 	"type:*":      "(type descriptors of all packages: type:*)",
+	"typerel.*":   "(type descriptors of all packages: type:*)", // its alias in position-independent builds
 	"go:string.*": "(string constants of all packages: go:string.*)",
 }
 
