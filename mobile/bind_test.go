@@ -138,73 +138,78 @@ type exported struct {
 func parseExported(t *testing.T) *exported {
 	t.Helper()
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	names, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex := &exported{ctors: map[string]string{}, structs: map[string][]string{}, methods: map[string][]string{}, ifaces: map[string]bool{}}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				switch d := d.(type) {
-				case *ast.FuncDecl:
-					if !d.Name.IsExported() {
-						continue
-					}
-					if d.Recv == nil {
-						ex.funcs = append(ex.funcs, d.Name.Name)
-						if res := d.Type.Results; res != nil && strings.HasPrefix(d.Name.Name, "New") {
-							if star, ok := res.List[0].Type.(*ast.StarExpr); ok {
-								if id, ok := star.X.(*ast.Ident); ok && id.Name == strings.TrimPrefix(d.Name.Name, "New") {
-									ex.ctors[d.Name.Name] = id.Name
-								}
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if !d.Name.IsExported() {
+					continue
+				}
+				if d.Recv == nil {
+					ex.funcs = append(ex.funcs, d.Name.Name)
+					if res := d.Type.Results; res != nil && strings.HasPrefix(d.Name.Name, "New") {
+						if star, ok := res.List[0].Type.(*ast.StarExpr); ok {
+							if id, ok := star.X.(*ast.Ident); ok && id.Name == strings.TrimPrefix(d.Name.Name, "New") {
+								ex.ctors[d.Name.Name] = id.Name
 							}
 						}
-						continue
 					}
-					recv := d.Recv.List[0].Type
-					if star, ok := recv.(*ast.StarExpr); ok {
-						recv = star.X
-					}
-					if id, ok := recv.(*ast.Ident); ok && id.IsExported() {
-						ex.methods[id.Name] = append(ex.methods[id.Name], d.Name.Name)
-					}
-				case *ast.GenDecl:
-					for _, s := range d.Specs {
-						switch s := s.(type) {
-						case *ast.ValueSpec:
-							for _, n := range s.Names {
-								if n.IsExported() {
-									if d.Tok != token.CONST {
-										t.Errorf("exported variable %s: the facade exports no variables", n.Name)
-									}
-									ex.consts = append(ex.consts, n.Name)
+					continue
+				}
+				recv := d.Recv.List[0].Type
+				if star, ok := recv.(*ast.StarExpr); ok {
+					recv = star.X
+				}
+				if id, ok := recv.(*ast.Ident); ok && id.IsExported() {
+					ex.methods[id.Name] = append(ex.methods[id.Name], d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					switch s := s.(type) {
+					case *ast.ValueSpec:
+						for _, n := range s.Names {
+							if n.IsExported() {
+								if d.Tok != token.CONST {
+									t.Errorf("exported variable %s: the facade exports no variables", n.Name)
 								}
+								ex.consts = append(ex.consts, n.Name)
 							}
-						case *ast.TypeSpec:
-							if !s.Name.IsExported() {
-								continue
-							}
-							switch ty := s.Type.(type) {
-							case *ast.StructType:
-								ex.structs[s.Name.Name] = nil
-								for _, fld := range ty.Fields.List {
-									for _, n := range fld.Names {
-										if n.IsExported() {
-											ex.structs[s.Name.Name] = append(ex.structs[s.Name.Name], n.Name)
-										}
-									}
-								}
-							case *ast.InterfaceType:
-								ex.ifaces[s.Name.Name] = true
-								for _, m := range ty.Methods.List {
-									for _, n := range m.Names {
-										ex.methods[s.Name.Name] = append(ex.methods[s.Name.Name], n.Name)
+						}
+					case *ast.TypeSpec:
+						if !s.Name.IsExported() {
+							continue
+						}
+						switch ty := s.Type.(type) {
+						case *ast.StructType:
+							ex.structs[s.Name.Name] = nil
+							for _, fld := range ty.Fields.List {
+								for _, n := range fld.Names {
+									if n.IsExported() {
+										ex.structs[s.Name.Name] = append(ex.structs[s.Name.Name], n.Name)
 									}
 								}
-							default:
-								t.Errorf("exported type %s is neither a struct nor an interface: gobind would skip it", s.Name.Name)
 							}
+						case *ast.InterfaceType:
+							ex.ifaces[s.Name.Name] = true
+							for _, m := range ty.Methods.List {
+								for _, n := range m.Names {
+									ex.methods[s.Name.Name] = append(ex.methods[s.Name.Name], n.Name)
+								}
+							}
+						default:
+							t.Errorf("exported type %s is neither a struct nor an interface: gobind would skip it", s.Name.Name)
 						}
 					}
 				}

@@ -85,8 +85,8 @@ func TestWrapGivesKinds(t *testing.T) {
 func TestRecoverTo(t *testing.T) {
 	f := func() (err error) {
 		defer recoverTo(&err)
-		var m map[string]int
-		m["x"] = 1
+		var s *Stream
+		_ = s.conn // nil pointer dereference
 		return nil
 	}
 	if err := f(); ErrorKind(fmt.Sprint(err)) != KindInternal || !strings.Contains(err.Error(), "panic") {

@@ -134,31 +134,36 @@ func goOut(dir string, env []string, args ...string) (string, error) {
 // and method of package mobile ("ol.NewClient", "(*ol.Client).Dial").
 func facadeSymbols(dir string) ([]string, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, err
 	}
 	var syms []string
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				fd, ok := d.(*ast.FuncDecl)
-				if !ok || !fd.Name.IsExported() {
-					continue
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || !fd.Name.IsExported() {
+				continue
+			}
+			if fd.Recv == nil {
+				syms = append(syms, "ol."+fd.Name.Name)
+				continue
+			}
+			switch r := fd.Recv.List[0].Type.(type) {
+			case *ast.StarExpr:
+				if id, ok := r.X.(*ast.Ident); ok && id.IsExported() {
+					syms = append(syms, "(*ol."+id.Name+")."+fd.Name.Name)
 				}
-				if fd.Recv == nil {
-					syms = append(syms, "ol."+fd.Name.Name)
-					continue
-				}
-				switch r := fd.Recv.List[0].Type.(type) {
-				case *ast.StarExpr:
-					if id, ok := r.X.(*ast.Ident); ok && id.IsExported() {
-						syms = append(syms, "(*ol."+id.Name+")."+fd.Name.Name)
-					}
-				case *ast.Ident:
-					if r.IsExported() {
-						syms = append(syms, "ol."+r.Name+"."+fd.Name.Name)
-					}
+			case *ast.Ident:
+				if r.IsExported() {
+					syms = append(syms, "ol."+r.Name+"."+fd.Name.Name)
 				}
 			}
 		}
