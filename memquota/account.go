@@ -78,6 +78,7 @@ type Account struct {
 	// guarded by t.mu
 	children map[*Account]struct{}
 	parts    map[*Participation]struct{}
+	retired  bool // see Retire
 }
 
 // ID returns the account's id, unique within its tracker.
@@ -150,7 +151,7 @@ func (a *Account) NewChild(name string) (*Account, error) {
 	if err := a.Err(); err != nil {
 		return nil, err
 	}
-	if t.closed {
+	if t.closed || a.retired {
 		return nil, ErrClosed
 	}
 	c := t.newAccountLocked(a, name)
@@ -181,7 +182,7 @@ func (a *Account) Register(p Participant) (*Participation, error) {
 	if err := a.Err(); err != nil {
 		return nil, err
 	}
-	if t.closed {
+	if t.closed || a.retired {
 		return nil, ErrClosed
 	}
 	t.nextID++
@@ -209,8 +210,48 @@ func (a *Account) Close() {
 	if a.Err() != nil {
 		return
 	}
+	parent := a.parent
 	t.detachLocked(a, ErrClosed, nil)
+	t.pruneLocked(parent)
 	t.signalProgress() // its claims waiting on the hard limit fail now
+}
+
+// Retire says the owner is done with the account but its descendants may
+// still hold data: a channel that closed while a stream of one of its
+// circuits still holds unread cells, say. The account takes no new
+// children or participants (they fail with ErrClosed), its data stays
+// accounted and reclaimable, and it closes itself, as Close would, once
+// its last participant and child are gone. The owner should close its own
+// participations first. Retiring a closed or collapsed account does
+// nothing; Close still closes a retired account at once.
+func (a *Account) Retire() {
+	if a == nil {
+		return
+	}
+	t := a.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a.Err() != nil || a.retired {
+		return
+	}
+	a.retired = true
+	if t.pruneLocked(a) {
+		t.signalProgress()
+	}
+}
+
+// pruneLocked closes a if it is retired and empty, then its parent if
+// that is now retired and empty, and so on up. It reports whether it
+// closed any.
+func (t *Tracker) pruneLocked(a *Account) bool {
+	pruned := false
+	for a != nil && a.retired && a.Err() == nil && len(a.parts) == 0 && len(a.children) == 0 {
+		parent := a.parent
+		t.detachLocked(a, ErrClosed, nil)
+		pruned = true
+		a = parent
+	}
+	return pruned
 }
 
 // detachLocked marks a and its subtree dead with err, forgets their bytes,
@@ -272,7 +313,16 @@ type Participation struct {
 // and this claim leaves usage above it, Claim waits for reclamation to
 // bring usage back under it; if this account collapses meanwhile, Claim
 // returns its error (and the bytes are already forgotten).
-func (p *Participation) Claim(n int64) error {
+func (p *Participation) Claim(n int64) error { return p.claim(n, true) }
+
+// ClaimNoWait is Claim that never waits on the hard limit: it claims,
+// wakes reclamation if the total is over the limit, and returns. It is
+// for producers that must not block, such as a queue documented never to
+// block whose own length is bounded some other way; usage can then pass
+// the hard limit by what such producers hold.
+func (p *Participation) ClaimNoWait(n int64) error { return p.claim(n, false) }
+
+func (p *Participation) claim(n int64, wait bool) error {
 	if n < 0 {
 		return errNegative
 	}
@@ -308,7 +358,7 @@ func (p *Participation) Claim(n int64) error {
 	}
 	if lim := t.limits.Load(); total > lim.limit {
 		t.kick()
-		if total > lim.hard {
+		if wait && total > lim.hard {
 			return p.waitBelowHard()
 		}
 		// Give the reclaimer this P, so it runs now rather than when the
@@ -415,6 +465,7 @@ func (p *Participation) Close() {
 	}
 	delete(p.acct.parts, p)
 	p.killLocked(ErrClosed)
+	t.pruneLocked(p.acct)
 	t.signalProgress() // a claim of its waiting on the hard limit fails now
 }
 

@@ -25,6 +25,12 @@ type ReclaimedError struct {
 	// Age is how old that data was when reclamation chose it (by the
 	// tracker's clock); zero if the participant reported no data.
 	Age time.Duration
+	// Oldest is when that data was queued, as the participant reported it
+	// (by the tracker's clock); zero if it reported no data.
+	Oldest time.Time
+	// Seq numbers the collapses of one tracker in the order reclamation
+	// made them, from 1: a lower Seq was collapsed earlier.
+	Seq uint64
 }
 
 func (e *ReclaimedError) Error() string {

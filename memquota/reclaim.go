@@ -158,11 +158,13 @@ func (t *Tracker) collapse(cands []candidate, goal int64, told *sync.WaitGroup) 
 		if a.Err() != nil || c.p.used.Load() <= 0 {
 			continue
 		}
-		v := victim{err: &ReclaimedError{Account: a.name}}
+		v := victim{err: &ReclaimedError{Account: a.name, Seq: t.collapseSeq.Add(1)}}
 		if c.known {
 			v.err.Age = max(now.Sub(c.oldest), 0)
+			v.err.Oldest = c.oldest
 		}
 		v.parts, v.freed, v.accounts = t.detachLocked(a, v.err, nil)
+		t.pruneLocked(a.parent) // a retired parent may now be empty
 		victims = append(victims, v)
 	}
 	t.mu.Unlock()

@@ -101,6 +101,7 @@ type Tracker struct {
 	freed       atomic.Int64
 	badReleases atomic.Int64
 	waits       atomic.Int64
+	collapseSeq atomic.Uint64 // last ReclaimedError.Seq handed out
 
 	// progress is closed, and replaced, whenever reclamation forgets bytes
 	// or the limits change: claims waiting on the hard limit look again.
