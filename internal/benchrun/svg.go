@@ -290,7 +290,11 @@ func RatiosSVG(s *Set) string {
 				d.line(X(br.r.Min), ym-4, X(br.r.Min), ym+4, "#222", "")
 				d.line(X(br.r.Max), ym-4, X(br.r.Max), ym+4, "#222", "")
 			}
-			d.text(math.Min(X(br.r.Median), left+plotW)+6, y+barH-3, "start", `fill="#111"`, fmtRatio(br.r.Median))
+			labelAt := X(br.r.Median)
+			if br.r.N > 1 {
+				labelAt = X(math.Max(br.r.Median, br.r.Max))
+			}
+			d.text(math.Min(labelAt, left+plotW)+6, y+barH-3, "start", `fill="#111"`, fmtRatio(br.r.Median))
 			y += barH + gap
 		}
 		if bl.g.goal > 0 {
