@@ -202,10 +202,29 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 		b.WriteString(" **This set is incomplete: the run stopped part-way.**")
 	}
 	b.WriteString("\n\n")
-	for _, n := range s.Notes {
+	notes := append([]string(nil), s.Notes...)
+	for _, p := range s.Profiles {
+		if p.ResetEvery == 0 {
+			continue
+		}
+		resets, runs, most := int64(0), 0, int64(0)
+		for _, r := range s.Runs {
+			if r.Profile == p.Name {
+				runs++
+				resets += r.Resets
+				most = max(most, r.Up+r.Down)
+			}
+		}
+		if runs > 0 && resets == 0 {
+			notes = append(notes, fmt.Sprintf("No run on the %s link reset a connection: the busiest moved %s through the proxy, "+
+				"less than the %s reset interval, so on this network that link behaves like the plain %s one.",
+				p.Name, fmtBytes(float64(most)), fmtBytes(float64(p.ResetEvery)), fmt.Sprintf("%d kbit/s", p.Rate/1000)))
+		}
+	}
+	for _, n := range notes {
 		fmt.Fprintf(b, "* %s\n", n)
 	}
-	if len(s.Notes) > 0 {
+	if len(notes) > 0 {
 		b.WriteString("\n")
 	}
 
