@@ -324,7 +324,7 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		sources = append(b.consensusCacheSources(recent, maxAttempts/2, nil), sources...)
 	}
 	recent = nil
-	cons, src, err := b.fetchConsensus(ctx, sources, cached)
+	cons, src, err := b.fetchConsensus(ctx, sources, cached, false)
 	if err != nil {
 		return err
 	}

@@ -150,12 +150,15 @@ func (b *Bootstrapper) consensusCacheSources(c *netdoc.Consensus, n int, avoid m
 	return out
 }
 
-// fetchConsensus downloads a consensus newer than cached (nil: any) from
-// the sources in turn, as a diff from cached when it is recent enough,
-// fetching missing certificates, and returns it checked and stored.
+// fetchConsensus downloads a consensus from the sources in turn, as a
+// diff from cached (nil: none) when it is recent enough, fetching missing
+// certificates, and returns it checked and stored. With needNewer (a
+// refresh) the consensus must be newer than cached; a bootstrap takes any
+// that checks, since its cached one did not (it may be forged or its
+// certificates lost, and the network may have nothing newer yet).
 // SourceCache with a nil consensus means every source said cached is
 // current (304) and cached is still live.
-func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, cached *dircache.Consensus) (*netdoc.Consensus, Source, error) {
+func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, cached *dircache.Consensus, needNewer bool) (*netdoc.Consensus, Source, error) {
 	if len(sources) == 0 {
 		return nil, SourceNone, fmt.Errorf("%w: no directory sources", ErrNoDirectory)
 	}
@@ -167,7 +170,7 @@ func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, ca
 			return nil, SourceNone, err
 		}
 		src := sources[attempt%len(sources)]
-		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0)
+		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0, needNewer)
 		if err == nil {
 			return c, how, nil
 		}
@@ -203,7 +206,7 @@ func kindOf(body []byte) docKind {
 // fetching the certificates it needs from that source or, if that fails,
 // the others: a consensus that arrived is not downloaded again because a
 // certificate request was lost.
-func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch bool) (*netdoc.Consensus, Source, error) {
+func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch, needNewer bool) (*netdoc.Consensus, Source, error) {
 	src := sources[at]
 	req := &dirclient.Request{Path: consensusPath, MaxBody: maxConsensusSize}
 	if cached != nil {
@@ -246,6 +249,11 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 		return nil, SourceNone, err
 	}
 	if resp.Code == 304 {
+		if !needNewer {
+			// Our base is the current consensus, but it did not check
+			// (its certificates were lost, say): ask for it whole.
+			return nil, SourceNone, fmt.Errorf("%w: the source says our unchecked consensus is current", errDiffFailed)
+		}
 		return nil, SourceNone, errNotNewer
 	}
 	text, how := resp.Body, SourceFull
@@ -276,7 +284,7 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 	if err != nil {
 		return nil, SourceNone, err
 	}
-	if cached != nil && !u.ValidAfter().After(cached.ValidAfter) {
+	if needNewer && cached != nil && !u.ValidAfter().After(cached.ValidAfter) {
 		return nil, SourceNone, errNotNewer
 	}
 	waitCerts()
