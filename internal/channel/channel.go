@@ -13,10 +13,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/clock"
 	"github.com/onionlite/onionlite/internal/torcrypto"
+	"github.com/onionlite/onionlite/memquota"
 	"github.com/onionlite/onionlite/transport"
 )
 
@@ -33,9 +35,12 @@ type Config struct {
 	Rand io.Reader
 	// Pool supplies cell buffers. Nil means cell.DefaultPool().
 	Pool *cell.Pool
-	// Quota registers the channel's outbound queue for memory
-	// accounting. Nil means no accounting.
-	Quota cell.Quota
+	// Memory is the memory quota. Each channel opens a top-level account
+	// in it ("chan N"), charges its outbound queue there, and offers the
+	// account to its circuits (Account), which open theirs below it. When
+	// the quota collapses a channel's account, the channel closes with
+	// the *memquota.ReclaimedError. Nil means no accounting.
+	Memory *memquota.Tracker
 	// WriteBatch is the most cells drained into one TLS write. Zero
 	// means 31 (15,934 bytes: one full TLS record).
 	WriteBatch int
@@ -145,7 +150,9 @@ type Channel struct {
 	ctx        context.Context
 	cancel     context.CancelCauseFunc
 	writerDone chan struct{}
-	acct       cell.Account
+	acct       *memquota.Account
+	out        *memquota.Participation // the outbound queue's claims
+	oldest     memquota.Oldest         // when outq's head was queued; read without mu
 	wg         sync.WaitGroup
 	closed     atomic.Bool
 
@@ -164,6 +171,11 @@ type queued struct {
 	c  *cell.Cell
 	at time.Time
 }
+
+// queuedCost is what one outbound cell costs while it waits for the
+// writer, and what the queue claims for it: the pooled buffer and its
+// entry in the queue.
+const queuedCost = cell.Len + int64(unsafe.Sizeof(queued{}))
 
 // ErrClosed is wrapped by the error of operations on a closed channel.
 // errors.Is(ErrClosed, net.ErrClosed) holds.
@@ -242,7 +254,11 @@ func client(ctx context.Context, cfg *Config, raw net.Conn, t Target) (ch *Chann
 
 	// The context exists before the quota can call Reclaimed.
 	ch.ctx, ch.cancel = context.WithCancelCause(context.Background())
-	ch.acct, err = cfg.Quota.Register(ch)
+	if ch.acct, err = cfg.Memory.NewAccount(fmt.Sprintf("chan %d", chanSeq.Add(1))); err == nil {
+		if ch.out, err = ch.acct.Register(ch); err != nil {
+			ch.acct.Close()
+		}
+	}
 	if err != nil {
 		ch.cancel(err)
 		return nil, fmt.Errorf("channel: memory quota: %w", err)
@@ -253,6 +269,14 @@ func client(ctx context.Context, cfg *Config, raw net.Conn, t Target) (ch *Chann
 	go ch.writeLoop()
 	return ch, nil
 }
+
+// chanSeq numbers channels for their memory account names.
+var chanSeq atomic.Uint64
+
+// Account returns the channel's memory account (nil without a quota).
+// Circuits on the channel open their accounts below it. After the channel
+// closes it takes no new children, and it goes away with the last one.
+func (ch *Channel) Account() *memquota.Account { return ch.acct }
 
 // LinkVersion is the negotiated link protocol version (4 or 5).
 func (ch *Channel) LinkVersion() int { return ch.linkVersion }
@@ -340,9 +364,11 @@ func (ch *Channel) RemoveCircuit(id uint32) {
 }
 
 // Send queues c for writing and takes ownership of it (it returns to the
-// Pool after writing, or on failure). It never blocks.
+// Pool after writing, or on failure). It never blocks, not even on the
+// memory quota's hard limit: the queue is bounded by WaitWritable for
+// data, and control cells must not wait.
 func (ch *Channel) Send(c *cell.Cell) error {
-	if err := ch.acct.Claim(cell.Len); err != nil {
+	if err := ch.out.ClaimNoWait(queuedCost); err != nil {
 		ch.cfg.Pool.Put(c)
 		ch.fail(err)
 		return closedErr(err)
@@ -352,9 +378,12 @@ func (ch *Channel) Send(c *cell.Cell) error {
 	if ch.err != nil {
 		err := ch.err
 		ch.mu.Unlock()
-		ch.acct.Release(cell.Len)
+		ch.out.Release(queuedCost)
 		ch.cfg.Pool.Put(c)
 		return closedErr(err)
+	}
+	if ch.head == len(ch.outq) {
+		ch.oldest.Set(now)
 	}
 	ch.outq = append(ch.outq, queued{c: c, at: now})
 	ch.mu.Unlock()
@@ -420,19 +449,13 @@ func (ch *Channel) fail(err error) {
 	ch.raw.Conn.Close()
 }
 
-// Oldest implements cell.Participant: when the oldest queued outbound
-// cell was queued.
-func (ch *Channel) Oldest() (time.Time, bool) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if ch.head == len(ch.outq) {
-		return time.Time{}, false
-	}
-	return ch.outq[ch.head].at, true
-}
+// Oldest implements memquota.Participant: when the oldest queued outbound
+// cell was queued. It takes no lock.
+func (ch *Channel) Oldest() (time.Time, bool) { return ch.oldest.Get() }
 
-// Reclaimed implements cell.Participant: the memory quota collapsed the
-// channel's account, so the channel closes with err.
+// Reclaimed implements memquota.Participant: the memory quota collapsed
+// the channel's account, so the channel closes with err (its circuits and
+// streams, whose accounts collapsed with it, fail with err too).
 func (ch *Channel) Reclaimed(err error) { ch.fail(err) }
 
 func (ch *Channel) writeLoop() {
@@ -461,11 +484,15 @@ func (ch *Channel) writeLoop() {
 			if ch.head == len(ch.outq) {
 				ch.outq = ch.outq[:0]
 				ch.head = 0
-			} else if ch.head > 1024 && ch.head*2 > len(ch.outq) {
-				m := copy(ch.outq, ch.outq[ch.head:])
-				clear(ch.outq[m:])
-				ch.outq = ch.outq[:m]
-				ch.head = 0
+				ch.oldest.Clear()
+			} else {
+				if ch.head > 1024 && ch.head*2 > len(ch.outq) {
+					m := copy(ch.outq, ch.outq[ch.head:])
+					clear(ch.outq[m:])
+					ch.outq = ch.outq[:m]
+					ch.head = 0
+				}
+				ch.oldest.Set(ch.outq[ch.head].at)
 			}
 			if full && len(ch.outq)-ch.head < ch.cfg.HighWater {
 				// WaitWritable only waits at or above HighWater, so the
@@ -477,7 +504,7 @@ func (ch *Channel) writeLoop() {
 			if n == 0 {
 				break
 			}
-			ch.acct.Release(int64(n) * cell.Len)
+			ch.out.Release(int64(n) * queuedCost)
 			if _, err := ch.conn.Write(batch); err != nil {
 				ch.fail(fmt.Errorf("channel: write: %w", err))
 				return
@@ -506,8 +533,12 @@ func (ch *Channel) readLoop() {
 	for _, q := range rest {
 		ch.cfg.Pool.Put(q.c)
 	}
-	ch.acct.Release(int64(len(rest)) * cell.Len)
-	ch.acct.Close()
+	ch.oldest.Clear()
+	ch.out.Release(int64(len(rest)) * queuedCost)
+	ch.out.Close()
+	// Streams of its circuits may still hold unread data: the account
+	// stays (reclaimable) until the last of them closes.
+	ch.acct.Retire()
 	for _, h := range circs {
 		h.ChannelClosed(cause)
 	}

@@ -28,9 +28,12 @@
 //
 // The outbound queue never blocks a sender (the reader must be able to
 // queue SENDMEs without deadlock); data senders call WaitWritable first
-// for backpressure. The queue is charged to the memory quota through
-// Config.Quota, and the channel is a cell.Participant: when reclaimed it
-// closes with the quota's error.
+// for backpressure. With Config.Memory each channel opens a top-level
+// account in the memory quota (memquota), charges its outbound queue
+// there without ever waiting on the hard limit, and offers the account to
+// its circuits (Account). When the quota collapses it, the channel closes
+// with the quota's error. A closed channel's account is retired: it stays,
+// reclaimable, while a stream below it still holds unread data.
 //
 // It is not a relay, and it knows nothing of circuits beyond their IDs; it
 // does not reuse or pick channels (internal/chanmgr does).

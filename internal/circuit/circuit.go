@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/channel"
 	"github.com/onionlite/onionlite/internal/clock"
 	"github.com/onionlite/onionlite/internal/relaycrypto"
 	"github.com/onionlite/onionlite/internal/torcrypto"
+	"github.com/onionlite/onionlite/memquota"
 )
 
 // Link is what a circuit needs from its channel; *channel.Channel
@@ -28,6 +30,9 @@ type Link interface {
 	Pool() *cell.Pool
 	// Context is done when the link dies.
 	Context() context.Context
+	// Account is the link's memory account, below which each circuit
+	// opens its own; nil means no memory accounting.
+	Account() *memquota.Account
 }
 
 var _ Link = (*channel.Channel)(nil)
@@ -79,9 +84,6 @@ type Config struct {
 	// Clock is passed to streams (deadlines, data ages). Nil means the
 	// real clock.
 	Clock clock.Clock
-	// Quota registers each stream's receive queue for memory accounting;
-	// it is called once per stream. Nil means no accounting.
-	Quota cell.Quota
 	// CircWindow is the consensus parameter "circwindow". Zero means 1000.
 	CircWindow int
 	// SendmeAcceptMinVersion is the consensus parameter
@@ -115,12 +117,20 @@ type Circuit struct {
 	ctx    context.Context // done when the circuit or its link dies
 	cancel context.CancelCauseFunc
 
+	// Memory accounting (nil without): the circuit's account, below the
+	// link's, with its streams' accounts below it; part charges DATA
+	// cells held by senders waiting for a package window.
+	acct   *memquota.Account
+	part   *memquota.Participation
+	oldest memquota.Oldest // when the longest window wait began
+
 	mu         sync.Mutex
 	hops       []*hop
 	streams    map[uint16]entry
 	nextStream uint16
 	ctl        *waiter
 	windowCh   chan struct{} // closed when a package window opens
+	waiters    int           // senders holding a DATA cell while waiting for a window
 	err        error
 }
 
@@ -192,8 +202,12 @@ func (h handler) ChannelClosed(err error) {
 // On failure nothing is left registered on the link.
 func Create(ctx context.Context, link Link, first Relay, cfg *Config) (*Circuit, error) {
 	c := newCircuit(link, cfg)
+	if err := c.openAccount(link.Account()); err != nil {
+		return nil, err
+	}
 	id, err := link.AddCircuit(handler{c})
 	if err != nil {
+		c.closeAccount()
 		return nil, fmt.Errorf("circuit: %w", err)
 	}
 	c.id.Store(id)
@@ -500,6 +514,7 @@ func (c *Circuit) closeWith(err error, destroy bool) bool {
 	for _, e := range streams {
 		e.CircuitClosed(err)
 	}
+	c.closeAccount()
 	return true
 }
 
@@ -538,6 +553,12 @@ func (c *Circuit) send(ctx context.Context, hopIdx int, streamID uint16, msg cel
 			return c.sendFailure(err)
 		}
 	}
+	waiting := false // this sender is counted in c.waiters and charged
+	defer func() {
+		if waiting {
+			c.stopWaiting()
+		}
+	}()
 	for {
 		c.sendMu.Lock()
 		c.mu.Lock()
@@ -559,6 +580,16 @@ func (c *Circuit) send(ctx context.Context, hopIdx int, streamID uint16, msg cel
 			wake := c.windowCh
 			c.mu.Unlock()
 			c.sendMu.Unlock()
+			if !waiting {
+				// The cell waits for the window: charge it to the
+				// circuit, so a circuit whose window never opens again
+				// can be reclaimed.
+				if err := c.startWaiting(); err != nil {
+					c.pool.Put(buf)
+					return c.sendFailure(err)
+				}
+				waiting = true
+			}
 			select {
 			case <-wake:
 				continue
@@ -612,6 +643,76 @@ func (c *Circuit) send(ctx context.Context, hopIdx int, streamID uint16, msg cel
 		}
 		return nil
 	}
+}
+
+// circSeq numbers circuits for their memory account names.
+var circSeq atomic.Uint64
+
+// openAccount opens the circuit's memory account below parent and
+// registers the circuit's own participant.
+func (c *Circuit) openAccount(parent *memquota.Account) error {
+	a, err := parent.NewChild(fmt.Sprintf("circ %d", circSeq.Add(1)))
+	if err != nil {
+		return fmt.Errorf("circuit: memory quota: %w", err)
+	}
+	p, err := a.Register(quotaParticipant{c})
+	if err != nil {
+		a.Close()
+		return fmt.Errorf("circuit: memory quota: %w", err)
+	}
+	c.acct, c.part = a, p
+	return nil
+}
+
+// closeAccount ends the circuit's own accounting. Its streams' accounts
+// stay until the streams close (they may hold unread data); the circuit's
+// account goes with the last of them.
+func (c *Circuit) closeAccount() {
+	c.part.Close()
+	c.acct.Retire()
+}
+
+// MemoryAccount returns the circuit's memory account (nil without
+// accounting); each stream's account is a child of it.
+func (c *Circuit) MemoryAccount() *memquota.Account { return c.acct }
+
+// quotaParticipant is the circuit as a memquota.Participant, without
+// exporting the methods on Circuit.
+type quotaParticipant struct{ c *Circuit }
+
+// Oldest reports when the longest current wait for a package window
+// began, if a sender holds a cell. It takes no lock.
+func (q quotaParticipant) Oldest() (time.Time, bool) { return q.c.oldest.Get() }
+
+// Reclaimed tears the circuit down with a DESTROY: senders and streams
+// fail with err.
+func (q quotaParticipant) Reclaimed(err error) { q.c.closeWith(err, true) }
+
+// startWaiting charges one DATA cell that is about to wait for a package
+// window. The claim may wait on the quota's hard limit; no lock is held.
+func (c *Circuit) startWaiting() error {
+	if err := c.part.Claim(cell.Len); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.waiters++
+	if c.waiters == 1 {
+		// With several waiters this stays the first one's time until
+		// all are done: it can only overstate the age.
+		c.oldest.Set(c.cfg.Clock.Now())
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Circuit) stopWaiting() {
+	c.mu.Lock()
+	c.waiters--
+	if c.waiters == 0 {
+		c.oldest.Clear()
+	}
+	c.mu.Unlock()
+	c.part.Release(cell.Len)
 }
 
 // sendFailure prefers the circuit's own error to the one a wait saw.

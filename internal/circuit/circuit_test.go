@@ -17,11 +17,13 @@ import (
 	"github.com/onionlite/onionlite/internal/relaycrypto"
 	"github.com/onionlite/onionlite/internal/stream"
 	"github.com/onionlite/onionlite/internal/torcrypto"
+	"github.com/onionlite/onionlite/memquota"
 )
 
 // fakeLink is a channel whose far end is the test.
 type fakeLink struct {
 	pool   *cell.Pool
+	acct   *memquota.Account // nil: no memory accounting
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	sent   chan *cell.Cell
@@ -55,6 +57,7 @@ func (l *fakeLink) Send(c *cell.Cell) error            { l.sent <- c; return nil
 func (l *fakeLink) WaitWritable(context.Context) error { return nil }
 func (l *fakeLink) Pool() *cell.Pool                   { return l.pool }
 func (l *fakeLink) Context() context.Context           { return l.ctx }
+func (l *fakeLink) Account() *memquota.Account         { return l.acct }
 func (l *fakeLink) handler() channel.Handler           { l.mu.Lock(); defer l.mu.Unlock(); return l.h }
 func (l *fakeLink) removed() bool                      { l.mu.Lock(); defer l.mu.Unlock(); return l.gone }
 

@@ -161,17 +161,23 @@ type BeginOptions struct {
 func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string, o BeginOptions) (*stream.Stream, error) {
 	var s *stream.Stream
 	id, hop, err := c.addStream(func(id uint16, cc bool) (entry, error) {
-		cfg := &stream.Config{Clock: c.cfg.Clock, Quota: c.cfg.Quota, Target: target, Optimistic: o.Optimistic}
+		acct, err := c.acct.NewChild(fmt.Sprintf("%s stream %d", c.acct.Name(), id))
+		if err != nil {
+			return nil, fmt.Errorf("circuit: memory quota: %w", err)
+		}
+		cfg := &stream.Config{Clock: c.cfg.Clock, Account: acct, Target: target, Optimistic: o.Optimistic}
 		if cc {
 			p := c.cfg.CongestionControl
 			cfg.FlowControl = &stream.FlowControl{XoffCells: p.XoffClient, XonRateCells: p.XonRate,
 				XonChangePct: p.XonChangePct, XonEWMACount: p.XonEwmaCnt}
 		}
-		var err error
 		s, err = stream.New(c, id, cfg)
 		return s, err
 	})
 	if err != nil {
+		if s != nil {
+			s.Close() // made, but the circuit died meanwhile
+		}
 		return nil, err
 	}
 	if err := c.sendMsg(ctx, hop, id, msg, sendOpts{wait: true}); err != nil {

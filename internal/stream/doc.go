@@ -10,8 +10,16 @@
 //
 // Data: Write splits bytes into DATA cells filled to cell.RelayBodyMax
 // (498) bytes. Received DATA cells are queued as they arrived, in their
-// pooled buffers, and Read copies out of them; the queue is charged to a
-// cell.Account. Flow control is one of two kinds:
+// pooled buffers, and Read copies out of them; the queue is charged to the
+// stream's memory account (Config.Account, made by the circuit below its
+// own), claiming before it queues, so with a hard limit the circuit's
+// cell reader waits there for room. Write keeps no buffer of its own: it
+// copies into one cell at a time, which the circuit accounts while it
+// waits for the circuit window. When the quota collapses the account,
+// queued cells go back to the pool, Read and Write fail with the
+// *memquota.ReclaimedError (errors.Is(err, memquota.ErrReclaimed)), and
+// the exit gets END with reason RESOURCELIMIT. Flow control is one of two
+// kinds:
 //
 //   - Stream windows (tor-spec 7.4): each DATA cell takes one unit of the
 //     package window (500, plus 50 per stream SENDME from the exit). The

@@ -8,9 +8,11 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/clock"
+	"github.com/onionlite/onionlite/memquota"
 )
 
 // Stream-level flow control (tor-spec 7.4).
@@ -86,9 +88,14 @@ type Config struct {
 	// time.Now, so they are compared with the real clock even when Clock
 	// pretends another date (replays of old documents).
 	Clock clock.Clock
-	// Quota registers the stream's receive queue for memory accounting.
-	// Nil means no accounting.
-	Quota cell.Quota
+	// Account is the stream's own memory account (the circuit makes it
+	// below its own). The stream charges its receive queue there, hands
+	// it to a directory download on the stream (MemoryAccount), and
+	// closes it on Close; it is the stream's from New on, even if New
+	// fails. When the quota collapses it, queued data goes back to the
+	// pool, Read and Write fail with the *memquota.ReclaimedError, and
+	// the exit gets END (RESOURCELIMIT). Nil means no accounting.
+	Account *memquota.Account
 	// Target names the destination for RemoteAddr (e.g. "example.com:80"
 	// or "dir").
 	Target string
@@ -122,6 +129,11 @@ type queued struct {
 	at   time.Time
 }
 
+// queuedCost is what one received cell costs while it waits to be read,
+// and what the receive queue claims for it: the pooled buffer and its
+// entry in the queue.
+const queuedCost = cell.Len + int64(unsafe.Sizeof(queued{}))
+
 // Stream is one stream. It implements net.Conn. Its methods are safe for
 // concurrent use, though as with any net.Conn concurrent Reads (or
 // Writes) interleave unpredictably.
@@ -130,8 +142,10 @@ type Stream struct {
 	id     uint16
 	clk    clock.Clock
 	target string
-	acct   cell.Account
-	ctx    context.Context // done when the stream can no longer write
+	acct   *memquota.Account
+	in     *memquota.Participation // the receive queue's claims
+	oldest memquota.Oldest         // when inq's head arrived; read without mu
+	ctx    context.Context         // done when the stream can no longer write
 	cancel context.CancelCauseFunc
 
 	optimistic bool
@@ -156,7 +170,8 @@ type Stream struct {
 	packageWindow int
 	readErr       error // returned once the queue is empty
 	writeErr      error
-	peerEnded     bool // END received: we must not send END
+	peerEnded     bool // END received (or sent on reclaim): we must not send END
+	reclaimed     bool // the memory quota collapsed the stream's account
 }
 
 // New returns a stream with ID id on sink. It is opening unless
@@ -189,8 +204,10 @@ func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
 	s.rdl.init()
 	s.wdl.init()
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.acct = c.Account
 	var err error
-	if s.acct, err = c.Quota.Register(s); err != nil {
+	if s.in, err = s.acct.Register(s); err != nil {
+		s.acct.Close()
 		s.cancel(err)
 		return nil, fmt.Errorf("stream: memory quota: %w", err)
 	}
@@ -203,6 +220,11 @@ func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
 
 // ID returns the stream ID.
 func (s *Stream) ID() uint16 { return s.id }
+
+// MemoryAccount returns the stream's memory account (nil without
+// accounting), for buffers that belong to the stream's data, such as a
+// directory download's body (internal/dirclient).
+func (s *Stream) MemoryAccount() *memquota.Account { return s.acct }
 
 func notify(ch chan struct{}) {
 	select {
@@ -260,7 +282,10 @@ func (s *Stream) decideOpenLocked(err error) {
 func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owned, done bool, err error) {
 	switch cmd {
 	case cell.RelayData:
-		act, err := s.handleData(c, body)
+		act, sendEnd, err := s.handleData(c, body)
+		if sendEnd {
+			s.sink.SendEnd(s.id, cell.EndResourceLimit)
+		}
 		s.sendFlow(act)
 		return true, false, err
 	case cell.RelayConnected:
@@ -317,49 +342,70 @@ func (s *Stream) HandleRelay(c *cell.Cell, cmd cell.RelayCmd, body []byte) (owne
 	return false, false, nil
 }
 
-func (s *Stream) handleData(c *cell.Cell, body []byte) (flowAction, error) {
+func (s *Stream) handleData(c *cell.Cell, body []byte) (act flowAction, sendEnd bool, err error) {
 	pool := s.sink.Pool()
+	// Claim before taking the lock: with a hard limit the claim may wait
+	// (the channel reader then stops reading, which is the backpressure
+	// we want) until reclamation makes room, and reclamation must not
+	// need this stream's lock meanwhile.
+	var claimErr error
+	if len(body) > 0 {
+		claimErr = s.in.Claim(queuedCost)
+	}
+	claimed := len(body) > 0 && claimErr == nil
+	drop := func() {
+		pool.Put(c)
+		if claimed {
+			s.in.Release(queuedCost)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.st {
 	case stateOpening:
-		pool.Put(c)
-		return flowAction{}, protoErr("DATA before CONNECTED")
+		drop()
+		return flowAction{}, false, protoErr("DATA before CONNECTED")
 	case stateClosed:
-		pool.Put(c)
-		return flowAction{}, nil
+		drop()
+		return flowAction{}, false, nil
 	case stateEnded:
 		// The exit's END may race our own teardown; data after END is
 		// a protocol violation only if the exit ended the stream.
-		pool.Put(c)
-		if s.peerEnded {
-			return flowAction{}, protoErr("DATA after END")
+		drop()
+		if s.peerEnded && !s.reclaimed {
+			return flowAction{}, false, protoErr("DATA after END")
 		}
-		return flowAction{}, nil
+		return flowAction{}, false, nil
 	}
 	if s.fc == nil {
 		if s.deliverWindow <= 0 {
-			pool.Put(c)
-			return flowAction{}, protoErr("DATA beyond the stream window")
+			drop()
+			return flowAction{}, false, protoErr("DATA beyond the stream window")
 		}
 		s.deliverWindow--
 	}
 	if len(body) == 0 {
-		pool.Put(c)
-		return flowAction{}, nil
+		drop()
+		return flowAction{}, false, nil
 	}
-	if err := s.acct.Claim(cell.Len); err != nil {
-		pool.Put(c)
-		s.reclaimLocked(err)
-		return flowAction{}, nil
+	if claimErr != nil {
+		// The stream's account collapsed (Reclaimed will say so too, on
+		// another goroutine): the cell cannot be kept, nor anything after
+		// it, so the stream ends now.
+		drop()
+		return flowAction{}, s.reclaimLocked(claimErr), nil
 	}
-	s.inq = append(s.inq, queued{c: c, body: body, at: s.clk.Now()})
+	at := s.clk.Now()
+	if s.head == len(s.inq) {
+		s.oldest.Set(at)
+	}
+	s.inq = append(s.inq, queued{c: c, body: body, at: at})
 	s.inqBytes += int64(len(body))
 	notify(s.rwake)
 	if s.fc == nil {
-		return flowAction{}, nil
+		return flowAction{}, false, nil
 	}
-	return s.fc.onArrival(s.inqBytes, int64(len(body)), wallNow()), nil
+	return s.fc.onArrival(s.inqBytes, int64(len(body)), wallNow()), false, nil
 }
 
 // endLocked ends the stream with the given read and write errors, keeping
@@ -396,45 +442,47 @@ func (s *Stream) dropQueueLocked() {
 	clear(s.inq)
 	s.inq, s.head = s.inq[:0], 0
 	s.inqBytes = 0
-	s.acct.Release(int64(n) * cell.Len)
+	s.oldest.Clear()
+	s.in.Release(int64(n) * queuedCost)
 }
 
-// Oldest implements cell.Participant: when the oldest unread cell
-// arrived.
-func (s *Stream) Oldest() (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.head == len(s.inq) {
-		return time.Time{}, false
-	}
-	return s.inq[s.head].at, true
-}
+// Oldest implements memquota.Participant: when the oldest unread cell
+// arrived. It takes no lock, so reclamation never waits for a stream.
+func (s *Stream) Oldest() (time.Time, bool) { return s.oldest.Get() }
 
-// Reclaimed implements cell.Participant: the memory quota collapsed the
-// stream's account. Queued data is dropped, reads and writes fail with
-// err, and the exit is told with END.
+// Reclaimed implements memquota.Participant: the memory quota collapsed
+// the stream's account (or its circuit's). Queued cells go back to the
+// pool, reads and writes fail with err, and the exit is told with END
+// (reason RESOURCELIMIT).
 func (s *Stream) Reclaimed(err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reclaimLocked(err)
+	sendEnd := s.reclaimLocked(err)
+	s.mu.Unlock()
+	if sendEnd {
+		s.sink.SendEnd(s.id, cell.EndResourceLimit)
+	}
 }
 
-func (s *Stream) reclaimLocked(err error) {
-	if s.st == stateClosed {
-		return
+// reclaimLocked drops the queue and ends the stream with err. It reports
+// whether the caller must send END once s.mu is released. Called with
+// s.mu held.
+func (s *Stream) reclaimLocked(err error) (sendEnd bool) {
+	if s.st == stateClosed || s.reclaimed {
+		return false
 	}
+	s.reclaimed = true
 	s.dropQueueLocked()
 	s.decideOpenLocked(err)
-	peerEnded := s.peerEnded
 	s.st = stateEnded
 	s.readErr, s.writeErr = err, err
 	s.cancel(err)
 	notify(s.rwake)
 	notify(s.wwake)
-	if !peerEnded {
-		s.peerEnded = true // no second END from Close
-		s.sink.SendEnd(s.id, cell.EndMisc)
+	if s.peerEnded {
+		return false
 	}
+	s.peerEnded = true // no second END from Close
+	return true
 }
 
 // Read reads stream data. After the stream ends it returns queued data
@@ -510,12 +558,16 @@ func (s *Stream) readLocked(p []byte) (n, sendmes int) {
 	}
 	if s.head == len(s.inq) {
 		s.inq, s.head = s.inq[:0], 0
-	} else if s.head > 64 && s.head*2 > len(s.inq) {
-		m := copy(s.inq, s.inq[s.head:])
-		clear(s.inq[m:])
-		s.inq, s.head = s.inq[:m], 0
+		s.oldest.Clear()
+	} else {
+		if s.head > 64 && s.head*2 > len(s.inq) {
+			m := copy(s.inq, s.inq[s.head:])
+			clear(s.inq[m:])
+			s.inq, s.head = s.inq[:m], 0
+		}
+		s.oldest.Set(s.inq[s.head].at)
 	}
-	s.acct.Release(int64(freed) * cell.Len)
+	s.in.Release(int64(freed) * queuedCost)
 	if s.fc == nil && s.st == stateOpen && len(s.inq)-s.head < sendmeMaxQueued {
 		for s.deliverWindow <= WindowStart-WindowIncrement {
 			s.deliverWindow += WindowIncrement
@@ -667,6 +719,7 @@ func (s *Stream) Close() error {
 	s.mu.Unlock()
 	s.rdl.stop()
 	s.wdl.stop()
+	s.in.Close()
 	s.acct.Close()
 	if sendEnd {
 		s.sink.SendEnd(s.id, cell.EndMisc)

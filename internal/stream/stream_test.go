@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onionlite/onionlite/internal/cell"
+	"github.com/onionlite/onionlite/memquota"
 )
 
 // fakeSink records what a stream sends; windows are the test's to open.
@@ -377,80 +378,158 @@ func TestProtocolViolations(t *testing.T) {
 	}
 }
 
-// quota is a cell.Account that can be reclaimed.
-type quota struct {
-	mu      sync.Mutex
-	used    int64
-	p       cell.Participant
-	reclaim error
-	closed  bool
-}
-
-func (q *quota) Claim(n int64) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.reclaim != nil {
-		return q.reclaim
-	}
-	q.used += n
-	return nil
-}
-
-func (q *quota) Release(n int64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.used -= n
-}
-
-func (q *quota) Close() { q.mu.Lock(); q.closed = true; q.mu.Unlock() }
-
+// TestQuotaAccounting: the receive queue charges its account for every
+// cell it keeps, and a collapse drops the queue, fails reads and writes
+// with the quota's error and ENDs the stream with RESOURCELIMIT.
 func TestQuotaAccounting(t *testing.T) {
-	q := &quota{}
-	f := newSink()
-	s, err := New(f, 9, &Config{Quota: func(p cell.Participant) (cell.Account, error) { q.p = p; return q, nil }})
+	synctest.Test(t, func(t *testing.T) {
+		trk, err := memquota.New(memquota.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer trk.Close()
+		acct, err := trk.NewAccount("stream 9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newSink()
+		s, err := New(f, 9, &Config{Account: acct})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.MemoryAccount() != acct {
+			t.Fatal("MemoryAccount is not the configured account")
+		}
+		deliver(t, s, f, cell.RelayConnected, nil)
+		if _, ok := s.Oldest(); ok {
+			t.Fatal("empty stream reports data")
+		}
+		deliver(t, s, f, cell.RelayData, []byte("abc"))
+		deliver(t, s, f, cell.RelayData, []byte("def"))
+		if got := trk.Used(); got != 2*queuedCost {
+			t.Fatalf("claimed %d, want %d", got, 2*queuedCost)
+		}
+		if _, ok := s.Oldest(); !ok {
+			t.Fatal("queued data not reported")
+		}
+		buf := make([]byte, 4)
+		io.ReadFull(s, buf)
+		if got := trk.Used(); got != queuedCost {
+			t.Fatalf("after reading one cell: %d", got)
+		}
+		if got := f.pool.Stats().InUse; got != 1 {
+			t.Fatalf("%d cells out of the pool, want the 1 queued", got)
+		}
+		// Reclaiming drops the queue, fails reads and writes, and sends END.
+		if err := trk.ReclaimTo(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := trk.Used(); got != 0 {
+			t.Fatalf("after reclaim: %d", got)
+		}
+		if got := f.pool.Stats().InUse; got != 0 {
+			t.Fatalf("%d cells still out of the pool after reclaim", got)
+		}
+		var re *memquota.ReclaimedError
+		if _, err := s.Read(buf); !errors.As(err, &re) || re.Account != "stream 9" {
+			t.Fatalf("read after reclaim: %v", err)
+		}
+		if _, err := s.Write(buf); !errors.Is(err, memquota.ErrReclaimed) {
+			t.Fatalf("write after reclaim: %v", err)
+		}
+		f.mu.Lock()
+		ends := append([]cell.EndReason(nil), f.ends...)
+		f.mu.Unlock()
+		if len(ends) != 1 || ends[0] != cell.EndResourceLimit {
+			t.Fatalf("ENDs after reclaim: %v, want one RESOURCELIMIT", ends)
+		}
+		// Later DATA is dropped (the circuit forgets the stream at END;
+		// a cell in flight must not be queued or charged).
+		deliver(t, s, f, cell.RelayData, []byte("late"))
+		if trk.Used() != 0 || f.pool.Stats().InUse != 0 {
+			t.Fatalf("late DATA kept: used %d, pool %d", trk.Used(), f.pool.Stats().InUse)
+		}
+		s.Close()
+		if !errors.Is(acct.Err(), memquota.ErrReclaimed) {
+			t.Fatalf("account after Close: %v", acct.Err())
+		}
+		if _, _, ends := f.counts(); ends != 1 {
+			t.Fatal("Close sent a second END")
+		}
+	})
+}
+
+// TestQuotaCloseReleases: Close forgets the queue's bytes, returns its
+// cells and closes the account.
+func TestQuotaCloseReleases(t *testing.T) {
+	trk, err := memquota.New(memquota.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer trk.Close()
+	acct, _ := trk.NewAccount("s")
+	f := newSink()
+	s, _ := New(f, 1, &Config{Account: acct})
 	deliver(t, s, f, cell.RelayConnected, nil)
-	if _, ok := q.p.Oldest(); ok {
-		t.Fatal("empty stream reports data")
+	for range 5 {
+		deliver(t, s, f, cell.RelayData, []byte("xyz"))
 	}
-	deliver(t, s, f, cell.RelayData, []byte("abc"))
-	deliver(t, s, f, cell.RelayData, []byte("def"))
-	if q.used != 2*cell.Len {
-		t.Fatalf("claimed %d", q.used)
-	}
-	if _, ok := q.p.Oldest(); !ok {
-		t.Fatal("queued data not reported")
-	}
-	buf := make([]byte, 4)
-	io.ReadFull(s, buf)
-	if q.used != cell.Len {
-		t.Fatalf("after reading one cell: %d", q.used)
-	}
-	// Reclaiming drops the queue, fails reads and writes, and sends END.
-	gone := errors.New("reclaimed")
-	q.reclaim = gone
-	q.p.Reclaimed(gone)
-	if q.used != 0 {
-		t.Fatalf("after reclaim: %d", q.used)
-	}
-	if _, err := s.Read(buf); !errors.Is(err, gone) {
-		t.Fatal(err)
-	}
-	if _, err := s.Write(buf); !errors.Is(err, gone) {
-		t.Fatal(err)
-	}
-	if _, _, ends := f.counts(); ends != 1 {
-		t.Fatal("no END after reclaim")
+	if trk.Used() != 5*queuedCost {
+		t.Fatalf("used %d", trk.Used())
 	}
 	s.Close()
-	if !q.closed {
-		t.Fatal("account not closed")
+	if st := trk.Stats(); st.Used != 0 || st.Accounts != 0 || st.Participants != 0 {
+		t.Fatalf("after Close: %+v", st)
 	}
-	if _, _, ends := f.counts(); ends != 1 {
-		t.Fatal("Close sent a second END")
+	if f.pool.Stats().InUse != 0 {
+		t.Fatal("cells not returned")
 	}
+}
+
+// TestQuotaHardLimitWaitsWithoutLock: a claim waiting on the hard limit
+// holds no stream lock, so reclamation (which asks every stream for its
+// oldest data) proceeds and collapses the stalled stream.
+func TestQuotaHardLimitWaitsWithoutLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		limit := 10 * queuedCost
+		trk, err := memquota.New(memquota.Config{Limit: limit, LowWater: limit / 2, HardLimit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer trk.Close()
+		f := newSink()
+		mk := func(name string) *Stream {
+			a, _ := trk.NewAccount(name)
+			s, err := New(f, 1, &Config{Account: a})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deliver(t, s, f, cell.RelayConnected, nil)
+			return s
+		}
+		stalled := mk("stalled")
+		for range 8 {
+			deliver(t, stalled, f, cell.RelayData, []byte("old"))
+		}
+		time.Sleep(time.Second)
+		fresh := mk("fresh")
+		// 8 + 3 cells pass the hard limit: the third claim waits until
+		// the stalled stream is reclaimed, then goes through.
+		for range 3 {
+			deliver(t, fresh, f, cell.RelayData, []byte("new"))
+		}
+		if _, err := stalled.Read(make([]byte, 1)); !errors.Is(err, memquota.ErrReclaimed) {
+			t.Fatalf("stalled stream: %v", err)
+		}
+		if fresh.Buffered() != 9 {
+			t.Fatalf("fresh stream holds %d bytes, want 9", fresh.Buffered())
+		}
+		if st := trk.Stats(); st.Waits != 1 || st.Used != 3*queuedCost || st.Peak > limit+queuedCost {
+			t.Fatalf("stats %+v", st)
+		}
+		stalled.Close()
+		fresh.Close()
+	})
 }
 
 func TestWriteOpensAfterConnected(t *testing.T) {
