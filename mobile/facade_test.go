@@ -455,8 +455,10 @@ func TestClientAgainstTestnet(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.StatsJSON()), &st); err != nil {
 		t.Fatal(err)
 	}
+	// A cold start fetched a full consensus; a refresh since (the test
+	// network votes every minute) may have replaced it with a diff.
 	if st["ready"] != true || st["relays"].(float64) < 1 || st["bytes_read"].(float64) < float64(2*body.Size) ||
-		st["consensus_source"] != "full" || st["streams_open"].(float64) != 0 {
+		(st["consensus_source"] != "full" && st["consensus_source"] != "diff") || st["streams_open"].(float64) != 0 {
 		t.Fatalf("stats %v", st)
 	}
 
