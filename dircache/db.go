@@ -113,6 +113,9 @@ func Open(dir string, o Options) (_ *DB, err error) {
 	if err := probeWritable(dir); err != nil {
 		return nil, err
 	}
+	if err := checkSpace(dir); err != nil {
+		return nil, err
+	}
 	lock, err := lockFile(filepath.Join(dir, lockName))
 	if err != nil {
 		return nil, err
@@ -339,6 +342,26 @@ func isReadOnlyErr(err error) bool {
 	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }
 
+// minFreeSpace is the free space that Open and every write to badger
+// need. badger maps its memtable log (4 MiB), value log (up to 8 MiB) and
+// discard file (1 MiB) as sparse files and writes through the mappings, so
+// a file system that runs out of space faults the process with SIGBUS,
+// which a Go program cannot recover from: on a full phone the app would
+// crash at every start. With this much free every mapping fits whole,
+// with room for a compaction's tables and a consensus file. Writes to the
+// consensus file get ENOSPC like any write and need no check.
+const minFreeSpace = 32 << 20
+
+// checkSpace fails with ErrReadOnly when dir's file system has less than
+// minFreeSpace available (another process may still fill it between the
+// check and a write; this only keeps the store from filling it itself).
+func checkSpace(dir string) error {
+	if free, ok := freeSpace(dir); ok && free < minFreeSpace {
+		return fmt.Errorf("%w: only %d bytes free on the file system of %s (the cache needs %d MiB to write safely)", ErrReadOnly, free, dir, minFreeSpace>>20)
+	}
+	return nil
+}
+
 // fsErr wraps a file-system error, marking permission and read-only
 // file-system errors as ErrReadOnly.
 func fsErr(what string, err error) error {
@@ -405,6 +428,9 @@ func bytesUnix(b []byte) (time.Time, bool) {
 // keeping each under badger's batch limit. fill must add everything about
 // one item in one call, so that each item is written atomically.
 func (db *DB) chunkedUpdate(n int, size func(i int) int, fill func(txn *badger.Txn, i int) error) error {
+	if err := checkSpace(db.dir); err != nil {
+		return err
+	}
 	// Half of badger's limits: a batch may hold 15% of the memtable, and
 	// each entry costs at least a skiplist node.
 	budget := int(db.bdb.Opts().MemTableSize) * 15 / 100 / 2
@@ -744,6 +770,9 @@ func (db *DB) PutCert(c Cert) error {
 		return err
 	}
 	defer db.end()
+	if err := checkSpace(db.dir); err != nil {
+		return err
+	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(key(pfxCert, c.Identity[:], c.SigningKey[:]), seal(c.Text))
 	})
@@ -839,6 +868,9 @@ func (db *DB) PutState(k string, value []byte) error {
 		return err
 	}
 	defer db.end()
+	if err := checkSpace(db.dir); err != nil {
+		return err
+	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		return txn.Set(key(pfxState, []byte(k)), seal(value))
 	})
