@@ -39,6 +39,9 @@ type childSpec struct {
 	Announce bool
 	// Now, if set, is the child's clock at its start (sdk.StartingAt).
 	Now time.Time
+	// FillLeave, if set, fills the data directory's file system once the
+	// client has opened its cache, leaving about that many bytes free.
+	FillLeave int64
 }
 
 // The child reports on stdout, one line each:
@@ -110,6 +113,15 @@ func childMain(spec childSpec) int {
 			}
 		}
 	}()
+	if spec.FillLeave > 0 {
+		if err := c.Start(); err != nil {
+			return fail(err)
+		}
+		if err := fillFS(spec.DataDir, spec.FillLeave); err != nil {
+			return fail(err)
+		}
+		say("filled")
+	}
 	if err := c.Bootstrap(ctx); err != nil {
 		return fail(err)
 	}
@@ -133,6 +145,24 @@ func childMain(spec childSpec) int {
 		select {} // until killed
 	}
 	return 0
+}
+
+// fillFS writes a file into dir that leaves about leave bytes free on its
+// file system.
+func fillFS(dir string, leave int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(make([]byte, int64(st.Bavail)*st.Bsize-leave))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // announcingStore announces every write before and after it.
