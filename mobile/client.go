@@ -143,6 +143,9 @@ func (c *Client) Bootstrap(listener ProgressListener) (err error) {
 		// The forwarder ends after the ready event, which always follows a
 		// successful bootstrap (or the channel closes when Stop is called).
 		<-forwarded
+		if c.stopping.Load() {
+			return errorf(KindClosed, "bootstrap: the client was stopped")
+		}
 		return nil
 	}
 	evcancel()
