@@ -72,7 +72,12 @@ type fakeRelay struct {
 
 func createFast(t testing.TB, cfg *Config) (*Circuit, *fakeRelay) {
 	t.Helper()
-	l := newFakeLink()
+	return createFastOn(t, newFakeLink(), cfg)
+}
+
+// createFastOn is createFast over a given link.
+func createFastOn(t testing.TB, l *fakeLink, cfg *Config) (*Circuit, *fakeRelay) {
+	t.Helper()
 	type res struct {
 		c   *Circuit
 		err error
