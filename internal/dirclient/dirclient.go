@@ -2,7 +2,6 @@ package dirclient
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -12,11 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/onionlite/onionlite/memquota"
 )
 
 // Content encodings as Tor names them (proposal 278).
@@ -78,6 +80,16 @@ type Request struct {
 	// SizeHint is the expected decompressed size, used to size the body
 	// buffer once instead of growing it by doubling. Zero means unknown.
 	SizeHint int
+	// Account is where the download's buffers are charged while Do runs:
+	// Do opens a child account "dir body" below it and claims, before
+	// allocating, the header reader, the decoder's window (estimated from
+	// the zstd frame header; 32 KiB for deflate and gzip) and every
+	// growth of the body buffer. If the memory quota reclaims it, the
+	// download stops with an error wrapping the *memquota.ReclaimedError.
+	// The body handed back is no longer charged. Nil means the conn's
+	// own account when conn has one (a *stream.Stream's MemoryAccount),
+	// else none.
+	Account *memquota.Account
 }
 
 // Response is a directory answer. On a 304 the Body is empty.
@@ -154,22 +166,43 @@ func (c *Client) Do(ctx context.Context, conn net.Conn, r *Request) (*Response, 
 	// caller (they may be on a clock other than the context's).
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	resp, err := c.do(conn, r)
+	resp, err := c.do(conn, r, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	if err != nil && ctx.Err() != nil {
 		return resp, fmt.Errorf("dirclient: %s: %w (%v)", r.Path, ctx.Err(), err)
 	}
 	return resp, err
 }
 
-func (c *Client) do(conn io.ReadWriter, r *Request) (*Response, error) {
+// do runs a request over conn; interrupt, if not nil, makes conn's
+// blocked and later I/O fail (the memory quota calls it on reclaim).
+func (c *Client) do(conn io.ReadWriter, r *Request, interrupt func()) (_ *Response, err error) {
 	if !strings.HasPrefix(r.Path, "/") || strings.ContainsAny(r.Path, " \r\n") {
 		return nil, fmt.Errorf("dirclient: bad request path %q", r.Path)
 	}
+	parent := r.Account
+	if parent == nil {
+		if h, ok := conn.(interface{ MemoryAccount() *memquota.Account }); ok {
+			parent = h.MemoryAccount()
+		}
+	}
+	q, err := newBodyQuota(parent, interrupt)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		q.close()
+		if err != nil {
+			err = q.explain(err)
+		}
+	}()
 	if _, err := conn.Write(c.Encode(nil, r)); err != nil {
 		return nil, fmt.Errorf("dirclient: sending request: %w", err)
 	}
+	if err := q.claim(headerBuf); err != nil {
+		return nil, err
+	}
 	cr := &countingReader{r: conn}
-	br := bufio.NewReaderSize(cr, 4096)
+	br := bufio.NewReaderSize(cr, headerBuf)
 	resp, err := readHeader(br)
 	if err != nil {
 		return nil, err
@@ -190,7 +223,7 @@ func (c *Client) do(conn io.ReadWriter, r *Request) (*Response, error) {
 	if max <= 0 {
 		max = DefaultMaxBody
 	}
-	body, err := c.decode(resp.Encoding, br, max, r.SizeHint, cr, int64(br.Buffered()))
+	body, err := c.decode(resp.Encoding, br, max, r.SizeHint, cr, int64(br.Buffered()), q)
 	resp.Body = body
 	resp.WireBytes = cr.n
 	return resp, err
@@ -281,10 +314,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // decode reads the rest of br through the decoder for enc into a buffer
 // capped at max bytes. cr counts the compressed bytes for the bomb check;
 // base is what the header reader had already buffered.
-func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *countingReader, buffered int64) ([]byte, error) {
+func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *countingReader, buffered int64, q *bodyQuota) ([]byte, error) {
 	start := cr.n - buffered // compressed bytes of the body begin here
 	var src io.Reader
 	var release func()
+	if err := q.claim(decoderCost(enc, br)); err != nil {
+		return nil, err
+	}
 	switch enc {
 	case Identity:
 		src = br
@@ -315,30 +351,165 @@ func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *c
 	if hint < 0 || int64(hint) > max {
 		hint = int(max)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, hint))
-	chunk := make([]byte, 32<<10)
+	var body []byte
+	if err := q.grow(&body, hint); err != nil {
+		return nil, err
+	}
 	for {
-		n, err := src.Read(chunk)
-		if int64(buf.Len()+n) > max {
-			return buf.Bytes(), fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
+		// Read straight into the body's spare room, growing it (charged
+		// first) by doubling, up to one byte past max to detect excess.
+		if len(body) == cap(body) {
+			next := int64(2 * cap(body))
+			if next < readChunk {
+				next = readChunk
+			}
+			if err := q.grow(&body, int(min(max+1, next))); err != nil {
+				return body, err
+			}
 		}
-		buf.Write(chunk[:n])
-		if enc != Identity && buf.Len() >= bombCheckAfter {
+		room := body[len(body):min(cap(body), len(body)+readChunk)]
+		n, err := src.Read(room)
+		if int64(len(body)+n) > max {
+			return body, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
+		}
+		body = body[:len(body)+n]
+		if enc != Identity && len(body) >= bombCheckAfter {
 			in := cr.n - start - int64(br.Buffered())
-			if in <= 0 || int64(buf.Len()) > bombRatio*in {
-				return buf.Bytes(), fmt.Errorf("%w: %d bytes from %d", ErrBomb, buf.Len(), in)
+			if in <= 0 || int64(len(body)) > bombRatio*in {
+				return body, fmt.Errorf("%w: %d bytes from %d", ErrBomb, len(body), in)
 			}
 		}
 		if err == io.EOF {
-			return buf.Bytes(), nil
+			return body, nil
 		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return buf.Bytes(), fmt.Errorf("dirclient: %s body truncated: %w", enc, err)
+				return body, fmt.Errorf("dirclient: %s body truncated: %w", enc, err)
 			}
-			return buf.Bytes(), fmt.Errorf("dirclient: reading %s body: %w", enc, err)
+			return body, fmt.Errorf("dirclient: reading %s body: %w", enc, err)
 		}
 	}
+}
+
+// Buffer sizes, as the memory quota is charged for them.
+const (
+	headerBuf = 4096     // the bufio reader under the header and the decoder
+	readChunk = 32 << 10 // the most read in one call
+	// flateWindow is a deflate or gzip decoder's history plus tables.
+	flateWindow = 48 << 10
+	// zstdState is a low-memory zstd decoder's state besides its window.
+	zstdState = 128 << 10
+	// zstdMaxWindow is the largest window a Tor frame may use here
+	// (WithDecoderMaxWindow below).
+	zstdMaxWindow = 8 << 20
+)
+
+// decoderCost estimates what a decoder for enc will hold. For zstd the
+// window comes from the frame header (peeked, not consumed): Tor's frames
+// declare a window of at most a few MiB, or their content size.
+func decoderCost(enc string, br *bufio.Reader) int64 {
+	switch enc {
+	case Deflate, Gzip:
+		return flateWindow
+	case Zstd:
+		w := uint64(zstdMaxWindow)
+		if b, _ := br.Peek(zstd.HeaderMaxSize); len(b) > 0 {
+			var h zstd.Header
+			if h.Decode(b) == nil {
+				switch {
+				case h.SingleSegment && h.HasFCS:
+					w = h.FrameContentSize
+				case !h.SingleSegment && h.WindowSize > 0:
+					w = h.WindowSize
+				}
+			}
+		}
+		return int64(min(w, zstdMaxWindow)) + zstdState
+	}
+	return 0
+}
+
+// bodyQuota charges one download's buffers to a "dir body" account. Its
+// data is as old as the download: reclamation sees it as one queue
+// growing since the request went out.
+type bodyQuota struct {
+	acct      *memquota.Account
+	part      *memquota.Participation
+	start     time.Time
+	interrupt func()
+	reclaimed atomic.Pointer[error]
+	charged   int64 // owned by the downloading goroutine
+}
+
+func newBodyQuota(parent *memquota.Account, interrupt func()) (*bodyQuota, error) {
+	q := &bodyQuota{interrupt: interrupt}
+	if parent == nil {
+		return q, nil
+	}
+	a, err := parent.NewChild("dir body")
+	if err != nil {
+		return nil, fmt.Errorf("dirclient: memory quota: %w", err)
+	}
+	q.start = a.Tracker().Now()
+	p, err := a.Register(q)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("dirclient: memory quota: %w", err)
+	}
+	q.acct, q.part = a, p
+	return q, nil
+}
+
+// Oldest implements memquota.Participant.
+func (q *bodyQuota) Oldest() (time.Time, bool) { return q.start, true }
+
+// Reclaimed implements memquota.Participant: the download is abandoned.
+func (q *bodyQuota) Reclaimed(err error) {
+	q.reclaimed.Store(&err)
+	if q.interrupt != nil {
+		q.interrupt()
+	}
+}
+
+func (q *bodyQuota) claim(n int64) error {
+	if err := q.part.Claim(n); err != nil {
+		return fmt.Errorf("dirclient: download buffers: %w", err)
+	}
+	q.charged += n
+	return nil
+}
+
+// grow makes *b's capacity newCap, claiming the new buffer before it is
+// allocated and releasing the old one after the copy.
+func (q *bodyQuota) grow(b *[]byte, newCap int) error {
+	old := int64(cap(*b))
+	if newCap <= cap(*b) {
+		return nil
+	}
+	if err := q.claim(int64(newCap)); err != nil {
+		return err
+	}
+	nb := make([]byte, len(*b), newCap)
+	copy(nb, *b)
+	*b = nb
+	q.part.Release(old)
+	q.charged -= old
+	return nil
+}
+
+// explain turns an error caused by a reclaim (interrupted I/O) into one
+// that says so.
+func (q *bodyQuota) explain(err error) error {
+	if e := q.reclaimed.Load(); e != nil && !errors.Is(err, memquota.ErrReclaimed) {
+		return fmt.Errorf("dirclient: download reclaimed: %w (%v)", *e, err)
+	}
+	return err
+}
+
+// close ends the accounting; the body now belongs to the caller.
+func (q *bodyQuota) close() {
+	q.part.Close()
+	q.acct.Close()
 }
 
 func (c *Client) getZstd(r io.Reader) (*zstd.Decoder, error) {

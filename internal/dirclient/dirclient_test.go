@@ -242,7 +242,7 @@ func FuzzResponse(f *testing.F) {
 			io.Reader
 			io.Writer
 		}{bytes.NewReader(b), io.Discard}
-		resp, err := c.do(rw, &Request{Path: "/x", MaxBody: 1 << 20})
+		resp, err := c.do(rw, &Request{Path: "/x", MaxBody: 1 << 20}, nil)
 		if err == nil && (resp == nil || len(resp.Body) > 1<<20) {
 			t.Fatal("success without a bounded response")
 		}
