@@ -154,7 +154,9 @@ func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclien
 	// Config.Clock), so the stall deadline must come from it too, even
 	// when the bootstrapper's clock pretends another date (--now).
 	conn := &stallConn{Conn: st, stall: f.b.stallTimeout, clock: clock.Real{}}
-	resp, err := f.dir.Do(ctx, conn, req)
+	r := *req
+	r.Account = st.MemoryAccount() // the body is charged under the stream
+	resp, err := f.dir.Do(ctx, conn, &r)
 	if f.hook != nil {
 		resp, err = f.hook(kind, s, resp, err)
 	}
