@@ -35,6 +35,11 @@ type Options struct {
 	// Badger, if set, adjusts the tuned badger options before Open: for
 	// measurements (see docs/dircache.md). Compression must stay off.
 	Badger func(badger.Options) badger.Options
+	// MemoryBudget is the whole-process memory budget the cache lives in
+	// (sdk.Client.MemoryBudget); the memtable is sized from it
+	// (tuning.MemTableSizeFor: 1/32 of it, 2 to 16 MiB). Zero means the
+	// tuned default, a 2 MiB memtable. Badger applies after it.
+	MemoryBudget int64
 }
 
 // Layout of the data directory.
@@ -73,6 +78,8 @@ type DB struct {
 	lock *os.File
 	bdb  *badger.DB
 	cons consFiles
+	// memTable is badger's MemTableSize as opened.
+	memTable int64
 
 	// rw: operations hold it shared, Close exclusively.
 	rw     sync.RWMutex
@@ -129,6 +136,9 @@ func Open(dir string, o Options) (_ *DB, err error) {
 
 	bdir := filepath.Join(dir, badgerName)
 	bopt := tuning.Options(bdir, badgerLogger{logf}, o.SyncWrites)
+	if o.MemoryBudget > 0 {
+		bopt = bopt.WithMemTableSize(tuning.MemTableSizeFor(o.MemoryBudget))
+	}
 	if o.Badger != nil {
 		bopt = o.Badger(bopt)
 		if bopt.Compression != options.None || len(bopt.EncryptionKey) > 0 || bopt.InMemory || bopt.ReadOnly {
@@ -136,7 +146,7 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		}
 		bopt.Dir, bopt.ValueDir = bdir, bdir
 	}
-	db := &DB{dir: dir, logf: logf, lock: lock, cons: consFiles{dir: dir}}
+	db := &DB{dir: dir, logf: logf, lock: lock, cons: consFiles{dir: dir}, memTable: bopt.MemTableSize}
 	var problems []error
 	aside := func(why error) error {
 		problems = append(problems, why)
@@ -246,6 +256,11 @@ func (db *DB) checkFormat() error {
 // Recovery reports what Open had to repair: damaged tables it dropped, or
 // why it moved the database aside. nil when the cache opened cleanly.
 func (db *DB) Recovery() error { return db.recovery }
+
+// MemTableBytes estimates what badger's memtable holds on the Go heap: its
+// arena, allocated at Open, is about 1.3 times the memtable size
+// (docs/dircache.md).
+func (db *DB) MemTableBytes() int64 { return db.memTable * 13 / 10 }
 
 func readOpening(path string) int {
 	b, err := os.ReadFile(path)

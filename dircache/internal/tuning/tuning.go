@@ -45,3 +45,23 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithVerifyValueChecksum(true).
 		WithChecksumVerificationMode(options.OnBlockRead)
 }
+
+// Memtable sizes for a process memory budget (MemTableSizeFor).
+const (
+	// MinMemTableSize is the smallest memtable: badger's batch limit is
+	// 15 % of it, and a batch must hold the largest microdescriptor
+	// dircache accepts (256 KiB), so 2 MiB (314 KB batches) is the floor.
+	MinMemTableSize = 2 << 20
+	// MaxMemTableSize bounds the memtable for large budgets: bigger ones
+	// only absorb write bursts, which a directory cache does not have.
+	MaxMemTableSize = 16 << 20
+)
+
+// MemTableSizeFor is the memtable size for a whole-process memory budget
+// of budget bytes: 1/32 of it, within [MinMemTableSize, MaxMemTableSize]
+// (2 MiB up to a 64 MiB budget, 4 MiB at 128 MiB). The memtable's arena,
+// about 1.3 times this, lives on the Go heap from Open on; everything else
+// badger holds is mapped files or off by the tuning above.
+func MemTableSizeFor(budget int64) int64 {
+	return min(max(budget/32, MinMemTableSize), MaxMemTableSize)
+}
