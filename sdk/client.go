@@ -17,9 +17,11 @@ import (
 	"github.com/onionlite/onionlite/internal/chanmgr"
 	"github.com/onionlite/onionlite/internal/channel"
 	"github.com/onionlite/onionlite/internal/circmgr"
+	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/circuit"
 	"github.com/onionlite/onionlite/internal/clock"
 	"github.com/onionlite/onionlite/internal/netdoc"
+	"github.com/onionlite/onionlite/memquota"
 	"github.com/onionlite/onionlite/transport"
 )
 
@@ -76,10 +78,21 @@ type Client struct {
 	TestNetwork bool
 	// Refresh is the consensus refresh policy.
 	Refresh RefreshPolicy
-	// MemoryBudget is the whole-process memory budget in bytes that
-	// queues, buffers and caches are sized from. Zero means the platform
-	// default.
+	// MemoryBudget is the whole-process memory budget in bytes: the
+	// dirty memory iOS counts against an app or a Network Extension. The
+	// queue quota, the cell pool, badger's memtable and the Go runtime's
+	// memory limit are sized from it (PlanMemory; Stats().Memory shows
+	// the split and the use). Zero means DefaultMemoryBudget: 16 MiB on
+	// iOS and Android, 128 MiB elsewhere. Below MinMemoryBudget (12 MiB)
+	// is a configuration error.
 	MemoryBudget int64
+	// KeepGoMemoryLimit leaves the Go runtime's soft memory limit alone.
+	// Otherwise the client sets it (debug.SetMemoryLimit) to the budget
+	// less a reserve for non-Go memory, unless GOMEMLIMIT is in the
+	// environment (any value, "off" included) or the limit was already
+	// set; it is process-wide, so set this when the app manages the
+	// limit itself or keeps a large heap of its own. Close restores it.
+	KeepGoMemoryLimit bool
 	// KeepPadding keeps Tor's link padding on. By default the client asks
 	// relays to stop padding its links (PADDING_NEGOTIATE STOP), as C
 	// tor's ReducedConnectionPadding does for mobile, which saves bytes
@@ -112,6 +125,13 @@ type core struct {
 	circs     *circmgr.Manager
 	events    *broadcaster
 	storeWarn error
+
+	// Memory: the budget's split, the queue quota, the cell pool, and the
+	// Go memory limit this client set (0: none).
+	plan    MemoryPlan
+	quota   *memquota.Tracker
+	pool    *cell.Pool
+	goLimit int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -180,12 +200,24 @@ func (c *Client) start() (*core, error) {
 		}
 		fallbacks = append(fallbacks, bootstrap.DirServer{Nickname: f.Nickname, Fingerprint: f.Fingerprint, Addr: f.Addr})
 	}
-	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster(), failed: make(chan struct{})}
+	plan, err := PlanMemory(c.MemoryBudget)
+	if err != nil {
+		return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
+	}
+	k := &core{logf: logf, clock: clock.OrReal(c.Clock), events: newBroadcaster(), failed: make(chan struct{}), plan: plan}
+	k.quota, err = memquota.New(memquota.Config{
+		Limit: plan.QueueLimit, LowWater: plan.QueueLowWater, HardLimit: plan.QueueHardLimit,
+		Now: k.clock.Now, Logf: logf,
+	})
+	if err != nil {
+		return nil, &Error{Kind: KindInternal, Op: "start", Err: err}
+	}
+	k.pool = cell.NewPool(plan.PoolCells)
 	switch {
 	case c.Store != nil:
 		k.store = c.Store
 	case c.DataDir != "":
-		db, err := openStore(c.DataDir, logf)
+		db, err := openStore(c.DataDir, plan.Budget, logf)
 		if err != nil {
 			// A read-only or full data directory: keep working from
 			// memory, and tell the app.
@@ -197,13 +229,15 @@ func (c *Client) start() (*core, error) {
 		}
 		k.ownStore = true
 	default:
+		k.quota.Close()
 		return nil, &Error{Kind: KindConfig, Op: "start", Err: errors.New("DataDir or Store is required")}
 	}
 	padding := channel.PaddingOff
 	if c.KeepPadding {
 		padding = channel.PaddingDefault
 	}
-	k.chans = chanmgr.New(&channel.Config{Dialer: c.Dialer, Clock: c.Clock, Padding: padding, Logf: logf})
+	k.chans = chanmgr.New(&channel.Config{Dialer: c.Dialer, Clock: c.Clock, Padding: padding, Logf: logf,
+		Memory: k.quota, Pool: k.pool})
 	sched := bootstrap.SchedulePrompt
 	if c.Refresh == RefreshDirSpec {
 		sched = bootstrap.ScheduleDirSpec
@@ -248,6 +282,7 @@ func (c *Client) start() (*core, error) {
 		return nil, &Error{Kind: KindConfig, Op: "start", Err: err}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
+	k.goLimit = setGoMemoryLimit(c, plan, logf)
 	if k.storeWarn != nil {
 		k.events.publish(Event{Kind: EventWarning, Err: &Error{Kind: KindStorage, Op: "start", Err: k.storeWarn}})
 	}
@@ -285,12 +320,12 @@ func allLoopback(auths []netdoc.Authority) bool {
 	return len(auths) > 0
 }
 
-func openStore(dataDir string, logf func(string, ...any)) (*dircache.DB, error) {
+func openStore(dataDir string, budget int64, logf func(string, ...any)) (*dircache.DB, error) {
 	dir := filepath.Join(dataDir, "cache")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", dircache.ErrReadOnly, err)
 	}
-	db, err := dircache.Open(dir, dircache.Options{Logf: logf})
+	db, err := dircache.Open(dir, dircache.Options{Logf: logf, MemoryBudget: budget})
 	if err != nil {
 		return nil, err
 	}
@@ -338,9 +373,11 @@ func (k *core) run() {
 			return
 		case <-ready:
 			ready = nil
+			k.fitQueues()
 			k.events.publish(Event{Kind: EventReady, Progress: progressOf(k.boot.Progress())})
 		case <-k.clock.After(30 * time.Second):
 			k.chans.CloseIdle(2 * time.Minute)
+			k.fitQueues()
 		}
 	}
 }
@@ -366,6 +403,8 @@ func (k *core) close() error {
 	if k.chans != nil {
 		k.chans.Close()
 	}
+	k.quota.Close()
+	restoreGoMemoryLimit(k.goLimit)
 	k.events.close()
 	if k.ownStore && k.store != nil {
 		k.store.Close()
@@ -453,9 +492,12 @@ const (
 	TrimCritical = 2
 )
 
-// TrimMemory sheds what can be rebuilt: idle and preemptive circuits,
-// idle relay connections and, at TrimCritical, the Go heap's free pages.
-// Open streams are not touched. It returns how many circuits it closed.
+// TrimMemory sheds what can be rebuilt: idle and preemptive circuits and
+// idle relay connections. At TrimCritical it also reclaims the queues
+// holding the oldest data down to half the quota's low-water mark (those
+// streams fail with KindMemory: typically ones whose reader stalled) and
+// returns the Go heap's free pages to the OS. It returns how many circuits
+// it closed.
 func (c *Client) TrimMemory(level int) int {
 	k, err := c.started("trim")
 	if err != nil {
@@ -464,6 +506,7 @@ func (c *Client) TrimMemory(level int) int {
 	n := k.circs.TrimMemory()
 	k.chans.CloseIdle(0)
 	if level >= TrimCritical {
+		k.trimQueues()
 		debug.FreeOSMemory()
 	}
 	return n

@@ -149,6 +149,11 @@ func streamError(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
+	if errors.Is(err, memquota.ErrReclaimed) {
+		// Before the closed check: a reclaimed channel's error also
+		// says the channel is closed.
+		return &Error{Kind: KindMemory, Op: op, Err: err}
+	}
 	var end *stream.EndError
 	if errors.As(err, &end) {
 		return &Error{Kind: KindExitRefused, Op: op, Err: err}

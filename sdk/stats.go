@@ -33,6 +33,8 @@ type Stats struct {
 	// the data directory could not be used at all.
 	StoreErrors    int
 	StorageWarning string
+	// Memory is the memory budget's split and what each part uses now.
+	Memory MemoryStats
 }
 
 // Stats returns a snapshot of the client's counters.
@@ -56,6 +58,7 @@ func (c *Client) Stats() Stats {
 	if k.storeWarn != nil {
 		s.StorageWarning = k.storeWarn.Error()
 	}
+	s.Memory = k.memoryStats()
 	if nd := k.boot.NetDir(); nd != nil {
 		s.ConsensusValidAfter, s.ConsensusFreshUntil, s.ConsensusValidUntil = nd.ValidAfter(), nd.FreshUntil(), nd.ValidUntil()
 		s.Relays, s.RelaysWithMicrodescs = nd.Len(), nd.NumMicrodescs()
