@@ -47,6 +47,12 @@ func runSOCKS(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "onionlite socks:", err)
 		return 1
 	}
+	// Refuse before bootstrapping, not after (the sdk refuses too).
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && !*remote {
+		ln.Close()
+		fmt.Fprintf(stderr, "onionlite socks: refusing to serve SOCKS on non-loopback address %v: anyone who can reach it could use your client (--allow-remote to do it anyway)\n", ln.Addr())
+		return 1
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
