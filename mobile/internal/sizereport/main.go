@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"debug/elf"
 	"debug/macho"
 	"encoding/json"
@@ -15,10 +16,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -43,13 +46,21 @@ var targets = []target{
 	{"darwin", "arm64", "ios/arm64 (darwin/arm64 stand-in)"},
 }
 
+// ctx ends on SIGINT or SIGTERM: the go commands it runs are killed, and
+// run returns and removes its directory from the module.
+var ctx = context.Background()
+
 func main() {
+	var stop context.CancelFunc
+	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	out := flag.String("o", "", "write the Markdown report to this file (default: standard output)")
 	keep := flag.Bool("keep", false, "keep the generated programs and binaries (prints where)")
 	flag.BoolVar(&debug, "debug", false, "print the largest symbols not tied to a package")
 	flag.Parse()
 	if err := run(*out, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "sizereport:", err)
+		stop()
 		os.Exit(1)
 	}
 }
@@ -118,7 +129,7 @@ func run(out string, keep bool) error {
 // goOut runs the go command in dir with extra environment and returns its
 // standard output.
 func goOut(dir string, env []string, args ...string) (string, error) {
-	cmd := exec.Command("go", args...)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
