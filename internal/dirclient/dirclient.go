@@ -104,15 +104,15 @@ type Response struct {
 }
 
 // Client decodes directory responses. The zero value is ready to use and
-// offers DefaultEncodings. A Client keeps a few decoders for reuse and is
-// safe for concurrent use.
+// offers DefaultEncodings. A Client keeps a few deflate and gzip decoders
+// for reuse (zstd decoders are made per body: see decodeZstd) and is safe
+// for concurrent use.
 type Client struct {
 	// Encodings lists what the client accepts, in preference order.
 	// Nil means DefaultEncodings. Identity is always acceptable.
 	Encodings []string
 
 	mu    sync.Mutex
-	zstds []*zstd.Decoder
 	zlibs []io.ReadCloser
 	gzips []*gzip.Reader
 }
@@ -316,20 +316,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // base is what the header reader had already buffered.
 func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *countingReader, buffered int64, q *bodyQuota) ([]byte, error) {
 	start := cr.n - buffered // compressed bytes of the body begin here
+	if hint < 0 || int64(hint) > max {
+		hint = int(max)
+	}
+	if enc == Zstd {
+		return decodeZstd(br, max, hint, q)
+	}
 	var src io.Reader
 	var release func()
-	if err := q.claim(decoderCost(enc, br)); err != nil {
+	if err := q.claim(decoderCost(enc)); err != nil {
 		return nil, err
 	}
 	switch enc {
 	case Identity:
 		src = br
-	case Zstd:
-		d, err := c.getZstd(br)
-		if err != nil {
-			return nil, fmt.Errorf("dirclient: zstd: %w", err)
-		}
-		src, release = d, func() { c.putZstd(d) }
 	case Deflate:
 		z, err := c.getZlib(br)
 		if err != nil {
@@ -348,9 +348,6 @@ func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *c
 	if release != nil {
 		defer release()
 	}
-	if hint < 0 || int64(hint) > max {
-		hint = int(max)
-	}
 	var body []byte
 	if err := q.grow(&body, hint); err != nil {
 		return nil, err
@@ -358,16 +355,10 @@ func (c *Client) decode(enc string, br *bufio.Reader, max int64, hint int, cr *c
 	for {
 		// Read straight into the body's spare room, growing it (charged
 		// first) by doubling, up to one byte past max to detect excess.
-		if len(body) == cap(body) {
-			next := int64(2 * cap(body))
-			if next < readChunk {
-				next = readChunk
-			}
-			if err := q.grow(&body, int(min(max+1, next))); err != nil {
-				return body, err
-			}
+		room, err := q.room(&body, max+1)
+		if err != nil {
+			return body, err
 		}
-		room := body[len(body):min(cap(body), len(body)+readChunk)]
 		n, err := src.Read(room)
 		if int64(len(body)+n) > max {
 			return body, fmt.Errorf("%w (%d bytes)", ErrTooLarge, max)
@@ -397,36 +388,107 @@ const (
 	readChunk = 32 << 10 // the most read in one call
 	// flateWindow is a deflate or gzip decoder's history plus tables.
 	flateWindow = 48 << 10
-	// zstdState is a low-memory zstd decoder's state besides its window.
+	// zstdState is a low-memory zstd block decoder's buffers (a block is
+	// at most 128 KiB).
 	zstdState = 128 << 10
-	// zstdMaxWindow is the largest window a Tor frame may use here
-	// (WithDecoderMaxWindow below).
+	// zstdBlockSlack: a zstd block decodes to at most 128 KiB, and the
+	// decoder wants a little room past it for its fast copies.
+	zstdBlockSlack = 128<<10 + 1<<10
+	// zstdMaxWindow is the largest window a frame may declare. Decoding
+	// whole bodies does not allocate it; it only bounds back references.
 	zstdMaxWindow = 8 << 20
 )
 
-// decoderCost estimates what a decoder for enc will hold. For zstd the
-// window comes from the frame header (peeked, not consumed): Tor's frames
-// declare a window of at most a few MiB, or their content size.
-func decoderCost(enc string, br *bufio.Reader) int64 {
-	switch enc {
-	case Deflate, Gzip:
+// decoderCost is what a streaming decoder for enc holds: the history
+// window and tables of deflate and gzip.
+func decoderCost(enc string) int64 {
+	if enc == Deflate || enc == Gzip {
 		return flateWindow
-	case Zstd:
-		w := uint64(zstdMaxWindow)
-		if b, _ := br.Peek(zstd.HeaderMaxSize); len(b) > 0 {
-			var h zstd.Header
-			if h.Decode(b) == nil {
-				switch {
-				case h.SingleSegment && h.HasFCS:
-					w = h.FrameContentSize
-				case !h.SingleSegment && h.WindowSize > 0:
-					w = h.WindowSize
-				}
-			}
-		}
-		return int64(min(w, zstdMaxWindow)) + zstdState
 	}
 	return 0
+}
+
+// decodeZstd reads a zstd body whole and decodes it in one call. A
+// streaming zstd decoder keeps a ring as large as the frame's declared
+// window (C tor declares 4 MiB whatever the document's size) plus two
+// blocks, and keeps it across resets; decoding the whole input at once
+// uses the output itself as the history, so a download costs its
+// compressed and decompressed bytes and nothing more. The decoded size is
+// capped at max and at C tor's bomb ratio to the input. A body cut short
+// (or a frame that stops decoding) gives the decoded prefix with the
+// error, as the streaming decoders do.
+func decodeZstd(br *bufio.Reader, maxBody int64, hint int, q *bodyQuota) ([]byte, error) {
+	var in []byte
+	var readErr error
+	for readErr == nil {
+		room, err := q.room(&in, maxBody+1)
+		if err != nil {
+			return nil, err
+		}
+		n, err := br.Read(room)
+		in = in[:len(in)+n]
+		if int64(len(in)) > maxBody {
+			return nil, fmt.Errorf("%w (%d compressed bytes)", ErrTooLarge, maxBody)
+		}
+		if err == io.EOF {
+			break
+		}
+		readErr = err
+	}
+	limit := min(maxBody, int64(bombRatio)*int64(len(in)))
+	limit = max(limit, min(maxBody, bombCheckAfter))
+	if err := q.claim(zstdState); err != nil {
+		return nil, err
+	}
+	// The decoder writes into out's capacity and no further (it does not
+	// allocate output itself), so every byte of it is charged first. A
+	// capacity too small for the body is doubled, up to limit, and the
+	// body decoded again.
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("dirclient: zstd: %w", err)
+	}
+	defer d.Close()
+	size := int64(hint) + 1 // one byte of slack tells an exact fit from excess
+	if hint == 0 {
+		size = 4 * int64(len(in))
+	}
+	size = min(max(size, readChunk), limit+1)
+	var out []byte
+	var derr error
+	short := false // the last attempt ran out of room
+	for {
+		out = out[:0] // a retry starts over: nothing to copy
+		if err := q.grow(&out, int(size)); err != nil {
+			return nil, err
+		}
+		out, derr = d.DecodeAll(in, out[:0])
+		// Running out of room is ErrDecoderSizeExceeded, or, when it
+		// happens inside a block, an untyped error with less than a block
+		// of room left. A corrupt body erring there too is decoded again
+		// with more room, and then errs far from the end.
+		short = derr != nil && (errors.Is(derr, zstd.ErrDecoderSizeExceeded) || cap(out)-len(out) <= zstdBlockSlack)
+		if !short || int64(cap(out)) > limit {
+			break
+		}
+		size = min(2*int64(cap(out)), limit+1)
+	}
+	if short || int64(len(out)) > limit {
+		out, derr = out[:min(int64(len(out)), limit)], zstd.ErrDecoderSizeExceeded
+	}
+	q.release(int64(cap(in)))
+	switch {
+	case errors.Is(derr, zstd.ErrDecoderSizeExceeded) && limit == maxBody:
+		return out, fmt.Errorf("%w (%d bytes)", ErrTooLarge, maxBody)
+	case errors.Is(derr, zstd.ErrDecoderSizeExceeded):
+		return out, fmt.Errorf("%w: over %d bytes from %d", ErrBomb, limit, len(in))
+	case readErr != nil:
+		return out, fmt.Errorf("dirclient: reading %s body: %w", Zstd, readErr)
+	case derr != nil:
+		return out, fmt.Errorf("dirclient: %s body truncated or corrupt: %w", Zstd, derr)
+	}
+	return out, nil
 }
 
 // bodyQuota charges one download's buffers to a "dir body" account. Its
@@ -479,6 +541,23 @@ func (q *bodyQuota) claim(n int64) error {
 	return nil
 }
 
+// room returns the spare room of *b for the next read (at most readChunk
+// bytes), first growing it by doubling, charged, up to limit bytes.
+func (q *bodyQuota) room(b *[]byte, limit int64) ([]byte, error) {
+	if len(*b) == cap(*b) {
+		next := max(int64(2*cap(*b)), readChunk)
+		if err := q.grow(b, int(min(limit, next))); err != nil {
+			return nil, err
+		}
+	}
+	return (*b)[len(*b):min(cap(*b), len(*b)+readChunk)], nil
+}
+
+func (q *bodyQuota) release(n int64) {
+	q.part.Release(n)
+	q.charged -= n
+}
+
 // grow makes *b's capacity newCap, claiming the new buffer before it is
 // allocated and releasing the old one after the copy.
 func (q *bodyQuota) grow(b *[]byte, newCap int) error {
@@ -510,32 +589,6 @@ func (q *bodyQuota) explain(err error) error {
 func (q *bodyQuota) close() {
 	q.part.Close()
 	q.acct.Close()
-}
-
-func (c *Client) getZstd(r io.Reader) (*zstd.Decoder, error) {
-	c.mu.Lock()
-	if n := len(c.zstds); n > 0 {
-		d := c.zstds[n-1]
-		c.zstds = c.zstds[:n-1]
-		c.mu.Unlock()
-		return d, d.Reset(r)
-	}
-	c.mu.Unlock()
-	// Tor's frames declare a 4 MiB window; 8 MiB leaves margin. The
-	// output size is capped by decode, not by the decoder.
-	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
-}
-
-func (c *Client) putZstd(d *zstd.Decoder) {
-	d.Reset(nil)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.zstds) < maxPooled {
-		c.zstds = append(c.zstds, d)
-		return
-	}
-	d.Close()
 }
 
 func (c *Client) getZlib(r io.Reader) (io.ReadCloser, error) {
@@ -582,8 +635,5 @@ func (c *Client) putGzip(g *gzip.Reader) {
 func (c *Client) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, d := range c.zstds {
-		d.Close()
-	}
-	c.zstds, c.zlibs, c.gzips = nil, nil, nil
+	c.zlibs, c.gzips = nil, nil
 }

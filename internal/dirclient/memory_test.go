@@ -40,35 +40,66 @@ func testDoc(n int) []byte {
 func TestMemoryCharged(t *testing.T) {
 	doc := testDoc(600 << 10)
 	c := &Client{}
-	for _, tc := range []struct {
-		enc    string
-		window int64 // the decoder's share of the charge
-	}{
-		{Identity, 0}, {Deflate, flateWindow}, {Zstd, 4<<20 + zstdState},
-	} {
+	for _, enc := range []string{Identity, Deflate, Gzip, Zstd} {
 		trk, err := memquota.New(memquota.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		stream, _ := trk.NewAccount("stream")
-		conn, _ := serve(t, response("200 OK", tc.enc, compress(t, tc.enc, doc)))
+		wire := compress(t, enc, doc)
+		conn, _ := serve(t, response("200 OK", enc, wire))
 		resp, err := c.Do(context.Background(), accountConn{conn, stream}, &Request{Path: "/x"})
 		if err != nil || !bytes.Equal(resp.Body, doc) {
-			t.Fatalf("%s: %v", tc.enc, err)
+			t.Fatalf("%s: %v", enc, err)
 		}
 		st := trk.Stats()
 		// Peak is at least the final body buffer, the header reader and
-		// the decoder; the body grows by doubling, so at most the old and
-		// the new buffer are charged at once.
-		low := int64(cap(resp.Body)) + headerBuf + tc.window
-		high := int64(cap(resp.Body))*3/2 + headerBuf + tc.window
+		// the decoder's state; buffers grow by doubling, the old and the
+		// new one charged at once. zstd also holds the whole compressed
+		// body (and retries with a doubled output buffer when its first
+		// guess was short).
+		low := int64(cap(resp.Body)) + headerBuf + decoderCost(enc)
+		high := int64(cap(resp.Body))*3/2 + headerBuf + decoderCost(enc)
+		if enc == Zstd {
+			low += zstdState + int64(len(wire))
+			high = 2*int64(cap(resp.Body)) + headerBuf + zstdState + 2*int64(len(wire)) + readChunk
+		}
 		if st.Peak < low || st.Peak > high {
-			t.Errorf("%s: peak charge %d, want %d..%d (body %d, cap %d)", tc.enc, st.Peak, low, high, len(resp.Body), cap(resp.Body))
+			t.Errorf("%s: peak charge %d, want %d..%d (body %d, cap %d, wire %d)", enc, st.Peak, low, high, len(resp.Body), cap(resp.Body), len(wire))
 		}
 		if st.Used != 0 || st.Accounts != 1 {
-			t.Errorf("%s: after Do: %+v, want nothing charged and only the stream's account", tc.enc, st)
+			t.Errorf("%s: after Do: %+v, want nothing charged and only the stream's account", enc, st)
 		}
 		trk.Close()
+	}
+}
+
+// TestZstdOutputFits: whatever the first guess at the output size (none,
+// exact, short), the body decodes whole, and a body of exactly MaxBody
+// bytes is accepted while one byte more is not.
+func TestZstdOutputFits(t *testing.T) {
+	doc := testDoc(300 << 10)
+	wire := compress(t, Zstd, doc)
+	for _, tc := range []struct {
+		name    string
+		hint    int
+		maxBody int64
+		want    error
+	}{
+		{"no hint", 0, 0, nil}, {"exact hint", len(doc), 0, nil}, {"short hint", 1000, 0, nil},
+		{"exactly MaxBody", 0, int64(len(doc)), nil}, {"one byte over", len(doc), int64(len(doc)) - 1, ErrTooLarge},
+	} {
+		conn, _ := serve(t, response("200 OK", Zstd, wire))
+		resp, err := (&Client{}).Do(context.Background(), conn, &Request{Path: "/x", SizeHint: tc.hint, MaxBody: tc.maxBody})
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(resp.Body, doc) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
 }
 
