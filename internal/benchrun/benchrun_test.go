@@ -151,6 +151,9 @@ func TestFormat(t *testing.T) {
 		{fmtSummary(unitSeconds, Summary{N: 3, Median: 2, Min: 1, Max: 3}), "2.00 s (1.00–3.00 s)"},
 		{fmtSummary(unitBytes, Summary{N: 1, Median: 1500, Min: 1500, Max: 1500}), "1.5 KB"},
 		{fmtRatioSummary(Summary{}), "–"},
+		{fmtDuration(4380), "1 h 13 min"},
+		{fmtDuration(2222), "37 min 2 s"},
+		{fmtDuration(23.4), "23 s"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

@@ -98,19 +98,32 @@ func writeHeader(b *strings.Builder, res *Results, rel string) {
 			mode += " **incomplete**"
 		}
 		fmt.Fprintf(b, "| %s%s | %s | %s | %s | %s | %d | %s |\n", s.Network, mode, e.Date.Format("2006-01-02 15:04"), machine(e), e.TorVersion,
-			orDash(e.Commit), s.Reps, (time.Duration(e.Seconds) * time.Second).Round(time.Second))
+			orDash(e.Commit), s.Reps, fmtDuration(e.Seconds))
 	}
 	b.WriteString("\n")
-	total, quick := 0.0, false
+	total, partial := 0.0, false
 	for _, s := range res.Sets {
 		total += s.Env.Seconds
-		quick = quick || s.Env.Quick
+		partial = partial || s.Env.Quick || s.Incomplete
 	}
-	if len(res.Sets) == len(Networks) && !quick {
-		fmt.Fprintf(b, "The full mode (`scripts/bench`, every network, link and start) took %s for the sets above, network start-ups included. "+
-			"`scripts/bench --quick` (10-relay network, unthrottled and issue-4 link, one repetition) takes a few minutes and is meant for CI.\n\n",
-			(time.Duration(total) * time.Second).Round(time.Minute))
+	if len(res.Sets) == len(Networks) && !partial {
+		fmt.Fprintf(b, "The full mode (`scripts/bench`: every network, link and start) took %s for the sets above, network start-ups included. "+
+			"`scripts/bench --quick` (10-relay network, unthrottled and issue-4 links, one repetition) is the short mode for CI.\n\n",
+			fmtDuration(total))
 	}
+}
+
+// fmtDuration renders seconds as "1 h 13 min", "37 min" or "23 s".
+func fmtDuration(sec float64) string {
+	d := time.Duration(sec * float64(time.Second)).Round(time.Second)
+	switch {
+	case d >= time.Hour:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%d s", int(d.Seconds()))
 }
 
 func machine(e Env) string {
@@ -183,8 +196,7 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	e := s.Env
 	fmt.Fprintf(b, "## %s\n\n", setTitle(s))
 	fmt.Fprintf(b, "Measured %s UTC on %s; %s; onionlite %s; %d repetition(s) per client, scenario and link; %s in all",
-		e.Date.Format("2006-01-02 15:04"), machine(e), e.TorVersion, orDash(e.Commit), s.Reps,
-		(time.Duration(e.Seconds) * time.Second).Round(time.Second))
+		e.Date.Format("2006-01-02 15:04"), machine(e), e.TorVersion, orDash(e.Commit), s.Reps, fmtDuration(e.Seconds))
 	if s.StartupS > 0 {
 		fmt.Fprintf(b, " (network start-up %.0f s)", s.StartupS)
 	}
