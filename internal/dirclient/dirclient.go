@@ -455,24 +455,28 @@ func decodeZstd(br *bufio.Reader, maxBody int64, hint int, q *bodyQuota) ([]byte
 		size = 4 * int64(len(in))
 	}
 	size = min(max(size, readChunk), limit+1)
-	var out []byte
+	// buf is the charged buffer; out is what DecodeAll returns in it. On
+	// an error DecodeAll may return another slice (nil for a corrupt
+	// frame), so sizes come from buf: sizing from out once doubled a
+	// capacity of zero forever.
+	var buf, out []byte
 	var derr error
 	short := false // the last attempt ran out of room
 	for {
-		out = out[:0] // a retry starts over: nothing to copy
-		if err := q.grow(&out, int(size)); err != nil {
+		// A retry starts over: buf holds nothing to copy.
+		if err := q.grow(&buf, int(size)); err != nil {
 			return nil, err
 		}
-		out, derr = d.DecodeAll(in, out[:0])
+		out, derr = d.DecodeAll(in, buf[:0])
 		// Running out of room is ErrDecoderSizeExceeded, or, when it
 		// happens inside a block, an untyped error with less than a block
 		// of room left. A corrupt body erring there too is decoded again
 		// with more room, and then errs far from the end.
-		short = derr != nil && (errors.Is(derr, zstd.ErrDecoderSizeExceeded) || cap(out)-len(out) <= zstdBlockSlack)
-		if !short || int64(cap(out)) > limit {
+		short = derr != nil && (errors.Is(derr, zstd.ErrDecoderSizeExceeded) || cap(buf)-len(out) <= zstdBlockSlack)
+		if !short || int64(cap(buf)) > limit {
 			break
 		}
-		size = min(2*int64(cap(out)), limit+1)
+		size = min(2*int64(cap(buf)), limit+1)
 	}
 	if short || int64(len(out)) > limit {
 		out, derr = out[:min(int64(len(out)), limit)], zstd.ErrDecoderSizeExceeded
