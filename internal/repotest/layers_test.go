@@ -22,6 +22,7 @@ var layer = map[string]int{
 	"internal/cell":      1,
 	"internal/repotest":  1,
 	"internal/realnet":   1,
+	"internal/procmem":   1, // /proc memory readings for tests and measurements
 	"memquota":           1,
 	"transport":          1,
 
