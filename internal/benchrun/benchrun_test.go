@@ -1,6 +1,7 @@
 package benchrun
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"math"
@@ -413,6 +414,16 @@ func TestReport(t *testing.T) {
 		} else if !strings.Contains(string(b), "](progress-testnet10.svg)") {
 			t.Errorf("%s links its plots wrongly", f)
 		}
+	}
+	// Traffic samples survive the compact form, and the older object form
+	// still loads.
+	var smp []Sample
+	if err := json.Unmarshal([]byte(`[[1500,10,20],{"t":2.25,"up":30,"down":40}]`), &smp); err != nil ||
+		smp[0] != (Sample{T: 1.5, Up: 10, Down: 20}) || smp[1] != (Sample{T: 2.25, Up: 30, Down: 40}) {
+		t.Fatalf("samples: %+v %v", smp, err)
+	}
+	if b, _ := json.Marshal(Sample{T: 1.2345, Up: 1, Down: 2}); string(b) != "[1235,1,2]" {
+		t.Fatalf("sample JSON %s", b)
 	}
 	// A second set for another network is merged, not replacing the first.
 	res2, err := LoadResults(filepath.Join(out, "results.json"))

@@ -543,7 +543,7 @@ func (e *replayEnv) runTor(ctx context.Context, dir, bridge string, p Profile, p
 	r.PeakRSS, _ = procHWM(pid)
 	traffic, procs := smp.finish()
 	tp.stop()
-	r.Traffic = thin(traffic, 400)
+	r.Traffic = thin(traffic, maxTrafficSamples)
 	log, err := os.ReadFile(notice)
 	if err != nil {
 		return err

@@ -1,10 +1,12 @@
 package benchrun
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -47,11 +49,40 @@ type Point struct {
 	Phase   string  `json:"phase,omitempty"`
 }
 
-// Sample is the proxy's byte counters at one moment of a run.
+// Sample is the proxy's byte counters at one moment of a run. In JSON it
+// is the array [t, up, down], t in milliseconds, to keep results.json
+// small.
 type Sample struct {
-	T    float64 `json:"t"` // seconds since the client was spawned
-	Up   int64   `json:"up"`
-	Down int64   `json:"down"`
+	T    float64 // seconds since the client was spawned
+	Up   int64
+	Down int64
+}
+
+// MarshalJSON writes [t_ms, up, down].
+func (s Sample) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "[%d,%d,%d]", int64(math.Round(s.T*1000)), s.Up, s.Down), nil
+}
+
+// UnmarshalJSON reads [t_ms, up, down], or the object form
+// {"t": seconds, "up": n, "down": n} of older files.
+func (s *Sample) UnmarshalJSON(b []byte) error {
+	var a []float64
+	if err := json.Unmarshal(b, &a); err == nil {
+		if len(a) != 3 {
+			return fmt.Errorf("traffic sample %s: want [t_ms, up, down]", b)
+		}
+		*s = Sample{T: a[0] / 1000, Up: int64(a[1]), Down: int64(a[2])}
+		return nil
+	}
+	var o struct {
+		T        float64
+		Up, Down int64
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	*s = Sample{T: o.T, Up: o.Up, Down: o.Down}
+	return nil
 }
 
 // Run is one client run: one client, one scenario, one profile, one
@@ -218,14 +249,51 @@ func LoadResults(path string) (*Results, error) {
 	return &r, nil
 }
 
-// Save writes results.json atomically.
+// Save writes results.json atomically: one line per set header and one
+// per run, so the file stays small and diffs stay readable.
 func (r *Results) Save(path string) error {
 	r.Schema = SchemaVersion
-	b, err := json.MarshalIndent(r, "", " ")
-	if err != nil {
-		return err
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "{\"schema\": %d, \"sets\": [\n", r.Schema)
+	for i, s := range r.Sets {
+		runs := s.Runs
+		s.Runs = nil
+		for k := range runs {
+			runs[k].Traffic = thin(runs[k].Traffic, maxTrafficSamples)
+		}
+		head, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		pre, post, ok := bytes.Cut(head, []byte(`"runs":null`))
+		if !ok {
+			return errors.New("BUG: set JSON has no runs field")
+		}
+		b.Write(pre)
+		b.WriteString(`"runs": [`)
+		for j, run := range runs {
+			line, err := json.Marshal(run)
+			if err != nil {
+				return err
+			}
+			b.WriteString("\n  ")
+			b.Write(line)
+			if j < len(runs)-1 {
+				b.WriteByte(',')
+			}
+		}
+		b.WriteString("\n ]")
+		b.Write(post)
+		if i < len(r.Sets)-1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	b.WriteString("]}\n")
+	if !json.Valid(b.Bytes()) {
+		return errors.New("BUG: results.json would not be valid JSON")
+	}
+	return writeFileAtomic(path, b.Bytes())
 }
 
 func writeFileAtomic(path string, b []byte) error {

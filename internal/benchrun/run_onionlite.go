@@ -153,7 +153,7 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 	waitErr := cmd.Wait()
 	end := smp.snapshot()
 	traffic, _ := smp.finish()
-	r.Traffic = thin(traffic, 400)
+	r.Traffic = thin(traffic, maxTrafficSamples)
 
 	st, statsErr := readOLStats(sp.StatsPath)
 	if waitErr != nil {

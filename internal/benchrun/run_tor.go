@@ -90,7 +90,7 @@ func runTor(ctx context.Context, n *testnet.Network, sp torSpec, proxy *slowlink
 	if err := c.Stop(); err != nil {
 		return err
 	}
-	r.Traffic = thin(traffic, 400)
+	r.Traffic = thin(traffic, maxTrafficSamples)
 
 	notice, err := os.ReadFile(filepath.Join(sp.Dir, "notice.log"))
 	if err != nil {

@@ -9,6 +9,10 @@ import (
 	"github.com/onionlite/onionlite/internal/testnet/slowlink"
 )
 
+// maxTrafficSamples is how many traffic samples a run keeps in
+// results.json (evenly thinned), enough for the plots.
+const maxTrafficSamples = 150
+
 // sampleEvery is the sampler's period: bytes at the proxy and the
 // client's CPU and peak RSS are read this often during a run.
 const sampleEvery = 50 * time.Millisecond
