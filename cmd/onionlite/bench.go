@@ -27,7 +27,7 @@ this time are kept from an existing results.json.
   --quick       the CI mode: 10-relay network, unthrottled and 64 kbit/s, 1 repetition
   --networks    testnet10, testnet50, replay2019 (default: all; quick: testnet10)
   --profiles    unthrottled, 3g, edge, gprs, slow64, lossy (default: all; quick: unthrottled,slow64)
-  --report-only rewrite the report and plots from results.json without measuring`
+  --report-only rewrite the report, the plots and results.json's layout from results.json without measuring`
 
 func init() {
 	register(&command{name: "bench", summary: "benchmark onionlite beside C tor and write docs/BENCHMARKS.md", run: runBench})
@@ -65,6 +65,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if *reportOnly {
 		res, err := benchrun.LoadResults(filepath.Join(*out, "results.json"))
 		if err != nil {
+			return fail(1, "%v", err)
+		}
+		// Rewriting it brings an older file to the current layout.
+		if err := res.Save(filepath.Join(*out, "results.json")); err != nil {
 			return fail(1, "%v", err)
 		}
 		if err := benchrun.WriteReport(res, *out, *report); err != nil {
