@@ -189,7 +189,7 @@ func goMemory() (heap, total int64) {
 // unless the app chose otherwise: GOMEMLIMIT in the environment (any value,
 // "off" included), a limit already set with debug.SetMemoryLimit, or
 // Client.KeepGoMemoryLimit. It also leaves the limit alone when the Go
-// runtime already holds more than half of it (an app with a big heap of its
+// heap already holds more than half of it (an app with a big heap of its
 // own, where the limit would make the collector run constantly). It returns
 // the limit it set, or 0.
 func setGoMemoryLimit(c *Client, p MemoryPlan, logf func(string, ...any)) int64 {
@@ -202,8 +202,8 @@ func setGoMemoryLimit(c *Client, p MemoryPlan, logf func(string, ...any)) int64 
 	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
 		return 0
 	}
-	if _, total := goMemory(); total > p.GoLimit/2 {
-		logf("onionlite: Go memory limit not set: the runtime already holds %d bytes, more than half of %d", total, p.GoLimit)
+	if heap, _ := goMemory(); heap > p.GoLimit/2 {
+		logf("onionlite: Go memory limit not set: the heap already holds %d bytes, more than half of %d", heap, p.GoLimit)
 		return 0
 	}
 	debug.SetMemoryLimit(p.GoLimit)
