@@ -44,6 +44,7 @@ var layer = map[string]int{
 	"bootstrap":          4,
 	"internal/testnet":   4,
 	"internal/benchrun":  6,
+	"internal/memprobe":  6, // memory measurements (developer tool)
 	"internal/faulttest": 6,
 	// Fault and security tests over the sdk (test files only).
 	// A generator program (reads files): not part of the pure row.
