@@ -235,3 +235,36 @@ func TestMemoryLinkGone(t *testing.T) {
 		t.Fatalf("quota: %+v", st)
 	}
 }
+
+// BenchmarkReceiveDataAccounted is BenchmarkReceiveData with the stream
+// charged to a memory quota (a claim when the cell is queued, a release
+// when it is read): what accounting adds to the receive path.
+func BenchmarkReceiveDataAccounted(b *testing.B) {
+	trk, err := memquota.New(memquota.Config{Limit: 64 << 20, HardLimit: 72 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer trk.Close()
+	l := newFakeLink()
+	l.acct, _ = trk.NewAccount("chan 1")
+	c, r := createFastOn(b, l, nil)
+	s := r.openDir(c)
+	body := make([]byte, cell.RelayBodyMax)
+	buf := make([]byte, cell.RelayBodyMax)
+	b.SetBytes(cell.RelayBodyMax)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.send(cell.CmdRelay, cell.RelayData, s.ID(), body)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			b.Fatal(err)
+		}
+		for len(r.link.sent) > 0 {
+			x := <-r.link.sent
+			r.hop.Open(x)
+			r.link.pool.Put(x)
+		}
+	}
+	if trk.Stats().Peak == 0 {
+		b.Fatal("nothing was charged")
+	}
+}
