@@ -27,6 +27,9 @@ func parseBridge(line string) (bootstrap.DirServer, error) {
 	if err != nil {
 		return bootstrap.DirServer{}, fmt.Errorf("bridge %q: want IP:ORPORT FINGERPRINT (pluggable transports are not supported)", line)
 	}
+	if ap.Port() == 0 || ap.Addr().IsUnspecified() || ap.Addr().Zone() != "" {
+		return bootstrap.DirServer{}, fmt.Errorf("bridge %q: %v is not an address a bridge can have", line, ap)
+	}
 	fp := strings.Join(f[1:], "")
 	raw, err := hex.DecodeString(fp)
 	if err != nil || len(raw) != 20 {
