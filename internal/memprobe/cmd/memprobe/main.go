@@ -208,7 +208,9 @@ func dirTable(work, client, dirBin, rn string) error {
 	} else {
 		fmt.Printf("\npopulated a cache with %d relays, %d microdescriptors\n", m.Report.Relays, m.Report.Microdescs)
 	}
-	for _, b := range []string{"16777216", "134217728"} {
+	// The first start after the cache was written finds badger's level-0
+	// tables from the writes and compacts them; later starts do not.
+	for i, b := range []string{"16777216", "16777216", "16777216", "134217728"} {
 		cmd := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$@"`, "sh",
 			client, "-mode", "warm", "-data", data, "-realnet", rn, "-set", "2019", "-budget", b)
 		cmd.Env = cleanEnv()
@@ -216,7 +218,11 @@ func dirTable(work, client, dirBin, rn string) error {
 		if err != nil {
 			return fmt.Errorf("warm start: %w", err)
 		}
-		rows = append(rows, row{name: fmt.Sprintf("client, warm start from its cache, 2019 (budget %s MiB)", mib(b)), peaks: m.Peaks, rep: m.Report,
+		what := "warm start from its cache"
+		if i == 0 {
+			what = "first start after the cache was written (badger compacts)"
+		}
+		rows = append(rows, row{name: fmt.Sprintf("client, %s, 2019 (budget %s MiB)", what, mib(b)), peaks: m.Peaks, rep: m.Report,
 			note: fmt.Sprintf("%d relays, %d mds; view %s", m.Report.Relays, m.Report.Microdescs, procmem.MB(m.Report.DirectoryBytes))})
 	}
 	for _, set := range []string{"2019", "2026"} {
