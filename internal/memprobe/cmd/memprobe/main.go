@@ -208,8 +208,8 @@ func dirTable(work, client, dirBin, rn string) error {
 	} else {
 		fmt.Printf("\npopulated a cache with %d relays, %d microdescriptors\n", m.Report.Relays, m.Report.Microdescs)
 	}
-	// The first start after the cache was written finds badger's level-0
-	// tables from the writes and compacts them; later starts do not.
+	// The first start after the cache was written may find badger's
+	// level-0 tables from the writes and compact them.
 	for i, b := range []string{"16777216", "16777216", "16777216", "134217728"} {
 		cmd := exec.Command("unshare", "-n", "sh", "-c", `ip link set lo up && exec "$@"`, "sh",
 			client, "-mode", "warm", "-data", data, "-realnet", rn, "-set", "2019", "-budget", b)
@@ -220,7 +220,7 @@ func dirTable(work, client, dirBin, rn string) error {
 		}
 		what := "warm start from its cache"
 		if i == 0 {
-			what = "first start after the cache was written (badger compacts)"
+			what = "first start after the cache was written (badger may compact)"
 		}
 		rows = append(rows, row{name: fmt.Sprintf("client, %s, 2019 (budget %s MiB)", what, mib(b)), peaks: m.Peaks, rep: m.Report,
 			note: fmt.Sprintf("%d relays, %d mds; view %s", m.Report.Relays, m.Report.Microdescs, procmem.MB(m.Report.DirectoryBytes))})
