@@ -518,6 +518,7 @@ func TestQuotaHardLimitWaitsWithoutLock(t *testing.T) {
 		for range 3 {
 			deliver(t, fresh, f, cell.RelayData, []byte("new"))
 		}
+		synctest.Wait() // the collapsed stream is told on the quota's goroutine
 		if _, err := stalled.Read(make([]byte, 1)); !errors.Is(err, memquota.ErrReclaimed) {
 			t.Fatalf("stalled stream: %v", err)
 		}
