@@ -81,10 +81,10 @@ func TestEveryEntryPointLeavesNoGoroutine(t *testing.T) {
 	check()
 }
 
-// TestCloseEndsEverything closes a client while a dial waits for a
-// directory that cannot come, a stream is being read, a SOCKS server
-// serves a connection and an events reader waits: each returns, with
-// KindClosed where it reports an error, and no goroutine is left.
+// TestCloseEndsEverything closes a client while a dial waits for its
+// circuit, a stream is being read, a SOCKS server serves a connection and
+// an events reader waits: each returns (the sdk's own errors of
+// KindClosed), and no goroutine is left.
 func TestCloseEndsEverything(t *testing.T) {
 	check := testnet.CheckGoroutines(t)
 	n := testnet.Shared(t)
@@ -125,7 +125,10 @@ func TestCloseEndsEverything(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		errs <- fetchHello(sconn, n.HTTPTarget())
+		// The app's own TCP connection to the SOCKS port: closing
+		// the client closes (or resets) it; any error is fine, a hang
+		// is not.
+		fetchHello(sconn, n.HTTPTarget())
 	}()
 	// A dial of an isolated view that waits for its circuit.
 	wg.Add(1)
