@@ -323,8 +323,9 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		// Caches of a recent consensus first, authorities after them.
 		sources = append(b.consensusCacheSources(recent, maxAttempts/2, nil), sources...)
 	}
+	baseChecked := recent != nil
 	recent = nil
-	cons, src, err := b.fetchConsensus(ctx, sources, cached, false)
+	cons, src, err := b.fetchConsensus(ctx, sources, cached, false, baseChecked)
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,12 @@ func (b *Bootstrapper) consensusCacheSources(c *netdoc.Consensus, n int, avoid m
 // certificates lost, and the network may have nothing newer yet).
 // SourceCache with a nil consensus means every source said cached is
 // current (304) and cached is still live.
-func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, cached *dircache.Consensus, needNewer bool) (*netdoc.Consensus, Source, error) {
+//
+// baseChecked says cached verified (it may have expired): a source
+// answering 304 to a diff request from it is merely behind, and the next
+// one is asked for a diff too. A base that did not verify is asked for
+// whole from the source that says it is current.
+func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, cached *dircache.Consensus, needNewer, baseChecked bool) (*netdoc.Consensus, Source, error) {
 	if len(sources) == 0 {
 		return nil, SourceNone, fmt.Errorf("%w: no directory sources", ErrNoDirectory)
 	}
@@ -170,7 +175,7 @@ func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, ca
 			return nil, SourceNone, err
 		}
 		src := sources[attempt%len(sources)]
-		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0, needNewer)
+		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0, needNewer, baseChecked)
 		if err == nil {
 			return c, how, nil
 		}
@@ -206,7 +211,7 @@ func kindOf(body []byte) docKind {
 // fetching the certificates it needs from that source or, if that fails,
 // the others: a consensus that arrived is not downloaded again because a
 // certificate request was lost.
-func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch, needNewer bool) (*netdoc.Consensus, Source, error) {
+func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch, needNewer, baseChecked bool) (*netdoc.Consensus, Source, error) {
 	src := sources[at]
 	req := &dirclient.Request{Path: consensusPath, MaxBody: maxConsensusSize}
 	if cached != nil {
@@ -249,7 +254,7 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 		return nil, SourceNone, err
 	}
 	if resp.Code == 304 {
-		if !needNewer {
+		if !needNewer && !baseChecked {
 			// Our base is the current consensus, but it did not check
 			// (its certificates were lost, say): ask for it whole.
 			return nil, SourceNone, fmt.Errorf("%w: the source says our unchecked consensus is current", errDiffFailed)

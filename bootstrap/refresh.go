@@ -177,7 +177,7 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 		cached = nil
 	}
 	sources := preferSources(b.dirGuardSources(prev, nil), b.bootstrapSources(prev))
-	cons, src, err := b.fetchConsensus(ctx, sources, cached, true)
+	cons, src, err := b.fetchConsensus(ctx, sources, cached, true, true)
 	if err != nil {
 		return err
 	}
