@@ -18,6 +18,7 @@ import (
 const benchUsage = `usage: onionlite bench [--quick] [--out docs/bench] [--report FILE] [--reps N] [--replay-reps 2] [--profiles LIST]
                        [--networks LIST] [--starts cold,warm,stale] [--interval 20s] [--timeout 5m]
                        [--work DIR] [--keep] [--report-only] [-v] [--client-v]
+                       [--memory-budget 16MiB]
 
 Runs onionlite and C tor side by side on local test networks and link
 profiles and writes results.json and SVG plots into --out and the report
@@ -27,6 +28,7 @@ this time are kept from an existing results.json.
   --quick       the CI mode: 10-relay network, unthrottled and 64 kbit/s, 1 repetition
   --networks    testnet10, testnet50, replay2019 (default: all; quick: testnet10)
   --profiles    unthrottled, 3g, edge, gprs, slow64, lossy (default: all; quick: unthrottled,slow64)
+  --memory-budget onionlite's whole-process budget in every run (default 16MiB, the phones' default; "" = the CLI's)
   --report-only rewrite the report, the plots and results.json's layout from results.json without measuring`
 
 func init() {
@@ -51,6 +53,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	reportOnly := fs.Bool("report-only", false, "only regenerate the report from results.json")
 	verbose := fs.Bool("v", false, "log the test networks' progress too")
 	clientVerbose := fs.Bool("client-v", false, "run onionlite with -v (its debug log goes into each run's log file)")
+	memory := fs.String("memory-budget", "16MiB", `onionlite's --memory-budget in every run ("" for the CLI's platform default); 16MiB is the phones' default`)
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "onionlite bench: "+format+"\n", a...)
 		return code
@@ -78,7 +81,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, ReplayReps: *replayReps, Quick: *quick, Interval: *interval,
-		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, Command: "onionlite bench " + strings.Join(args, " ")}
+		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, MemoryBudget: *memory, Command: "onionlite bench " + strings.Join(args, " ")}
 	if o.Reps == 0 {
 		o.Reps = 3
 		if *quick {

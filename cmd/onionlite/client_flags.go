@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ type clientFlags struct {
 	verbose     bool
 	bridges     multiFlag
 	now         string
+	memory      string
 }
 
 // multiFlag collects a repeatable string flag.
@@ -45,6 +47,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "v", false, "log debugging output to stderr")
 	fs.Var(&f.bridges, "bridge", `fetch the directory only from this relay: "IP:ORPORT FINGERPRINT" (repeatable)`)
 	fs.StringVar(&f.now, "now", "", "start the client's clock at this RFC 3339 time (replays of old documents)")
+	fs.StringVar(&f.memory, "memory-budget", "", "whole-process memory budget, e.g. 16MiB (the phones' default) or 128MiB (default here: the sdk's for this platform)")
 }
 
 // client builds the sdk.Client the flags describe.
@@ -78,6 +81,13 @@ func (f *clientFlags) client(stderr io.Writer) (*sdk.Client, error) {
 			return nil, fmt.Errorf("--now: %v", err)
 		}
 		c.Clock = sdk.StartingAt(t)
+	}
+	if f.memory != "" {
+		n, err := parseSize(f.memory)
+		if err != nil {
+			return nil, fmt.Errorf("--memory-budget: %v", err)
+		}
+		c.MemoryBudget = n
 	}
 	if f.verbose {
 		c.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
@@ -182,4 +192,25 @@ func errLine(err error) string {
 		return fmt.Sprintf("%v (%s)", err, e.Kind)
 	}
 	return err.Error()
+}
+
+// parseSize reads a byte count: a plain number or one with a suffix KiB,
+// MiB, GiB (powers of 1024; K, M, G and KB, MB, GB mean the same here).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("want a size such as 16MiB, got %q", s)
+	}
+	return n * mult, nil
 }

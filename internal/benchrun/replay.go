@@ -485,7 +485,7 @@ func (e *replayEnv) clientRun(ctx context.Context, p Profile, sc Scenario, s *sl
 	if s.client == Onionlite {
 		return runOnionlite(ctx, olSpec{
 			Bin: e.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: e.clientDA, Verbose: e.o.ClientVerbose,
-			Extra:   []string{"--bridge", bridge, "--now", ReplayNow},
+			Memory: e.o.MemoryBudget, Extra: []string{"--bridge", bridge, "--now", ReplayNow},
 			Timeout: e.replayTimeout(p), LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
 		}, proxy, r)
 	}

@@ -209,7 +209,12 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	}
 	ls := Summarize(loads)
 	fmt.Fprintf(b, ". Load average before the set: %s; 1-minute load when each client run began: median %.1f (%.1f–%.1f) on %d cores. Command: `%s`.",
-		orDash(e.Load), ls.Median, ls.Min, ls.Max, e.Cores, e.Command)
+		orDash(e.Load), ls.Median, ls.Min, ls.Max, e.Cores, displayCommand(e.Command))
+	if e.MemoryBudget != "" {
+		fmt.Fprintf(b, " onionlite ran with `--memory-budget %s`.", e.MemoryBudget)
+	} else {
+		b.WriteString(" onionlite ran with its desktop memory budget (128 MiB).")
+	}
 	if s.Incomplete {
 		b.WriteString(" **This set is incomplete: the run stopped part-way.**")
 	}
@@ -380,4 +385,25 @@ func writeMethod(b *strings.Builder, res *Results) {
   the machine adds noise (the load average before each set is recorded). The test network is C tor tuned for testing
   (` + "`TestingTorNetwork 1`" + `: no download delays), so C tor's timings are not those of the public network.
 `)
+}
+
+// displayCommand shows a recorded command line without machine paths:
+// an absolute path inside the working directory becomes relative to it,
+// any other absolute path keeps only its last element.
+func displayCommand(cmd string) string {
+	wd, _ := os.Getwd()
+	f := strings.Fields(cmd)
+	for i, a := range f {
+		if !filepath.IsAbs(a) {
+			continue
+		}
+		if wd != "" {
+			if rel, err := filepath.Rel(wd, a); err == nil && !strings.HasPrefix(rel, "..") {
+				f[i] = rel
+				continue
+			}
+		}
+		f[i] = ".../" + filepath.Base(a)
+	}
+	return strings.Join(f, " ")
 }

@@ -165,8 +165,11 @@ type Env struct {
 	Commit     string    `json:"commit,omitempty"`
 	Load       string    `json:"load_before,omitempty"` // /proc/loadavg when the set began
 	Command    string    `json:"command"`
-	Quick      bool      `json:"quick"`
-	Seconds    float64   `json:"seconds"` // wall time of the set, network start included
+	// MemoryBudget is onionlite's --memory-budget in the set ("": the
+	// CLI's default for the platform, 128 MiB on Linux).
+	MemoryBudget string  `json:"onionlite_memory_budget,omitempty"`
+	Quick        bool    `json:"quick"`
+	Seconds      float64 `json:"seconds"` // wall time of the set, network start included
 }
 
 // Set is everything measured on one network in one invocation.

@@ -25,6 +25,7 @@ type olSpec struct {
 	DataDir     string
 	Authorities string   // --authorities FILE
 	Extra       []string // more flags (--bridge, --now)
+	Memory      string   // --memory-budget, when set
 	URL         string   // "get URL" when set, else "bootstrap"
 	BodyPath    string   // get writes the body here (-o)
 	Timeout     time.Duration
@@ -79,6 +80,9 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 		args = append(args, "--authorities", sp.Authorities)
 	}
 	args = append(args, sp.Extra...)
+	if sp.Memory != "" {
+		args = append(args, "--memory-budget", sp.Memory)
+	}
 	if sp.Verbose {
 		args = append(args, "-v")
 	}

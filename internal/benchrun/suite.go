@@ -77,7 +77,10 @@ type Options struct {
 	// ClientVerbose runs onionlite with -v, its debug log going into the
 	// run's log file.
 	ClientVerbose bool
-	Command       string // the command line, recorded in the results
+	// MemoryBudget is passed to every onionlite run as --memory-budget
+	// (e.g. "16MiB", the phones' default); "" leaves the CLI's default.
+	MemoryBudget string
+	Command      string // the command line, recorded in the results
 	// Reexec is the argv that repeats this invocation (program first).
 	// The replay runs it again inside a new network namespace with
 	// --networks replay2019 when this process is not in one already.
@@ -366,7 +369,7 @@ func (b *bench) clientRun(ctx context.Context, n *testnet.Network, p Profile, sc
 		bodyPath := filepath.Join(s.dir, "body")
 		err = runOnionlite(ctx, olSpec{
 			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url, BodyPath: bodyPath, Verbose: b.o.ClientVerbose,
-			Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
+			Memory: b.o.MemoryBudget, Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
 		}, proxy, r)
 		if err == nil && sc.Fetch != "" {
 			err = checkBody(bodyPath, body)
@@ -524,7 +527,7 @@ func waitExpired(ctx context.Context, last Run, interval time.Duration) error {
 
 // CollectEnv describes this machine and the software under test.
 func CollectEnv(o Options) Env {
-	e := Env{Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Command: o.Command, Quick: o.Quick}
+	e := Env{Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Command: o.Command, Quick: o.Quick, MemoryBudget: o.MemoryBudget}
 	e.Host, _ = os.Hostname()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
