@@ -61,6 +61,8 @@ func runBootstrap(args []string, stdout, stderr io.Writer) int {
 		st = c.Stats()
 		fmt.Fprintf(stderr, "after %v: %d directory refreshes, %s of directory data\n", *stay, st.DirectoryRefreshes, humanBytes(st.DirBytesRead))
 	}
+	// Close first: peak_rss_bytes covers the whole run, closing included.
+	c.Close()
 	if err := writeStats(cf.statsJSON, newClientStats(st, took)); err != nil {
 		fmt.Fprintln(stderr, "onionlite bootstrap:", err)
 		return 1

@@ -98,7 +98,10 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	if err == nil && file != nil {
 		err = file.Close()
 	}
-	st := newClientStats(c.Stats(), bootTook)
+	// Close first: peak_rss_bytes covers the whole run, closing included.
+	sst := c.Stats()
+	c.Close()
+	st := newClientStats(sst, bootTook)
 	fb, tot := firstByte.Milliseconds(), total.Milliseconds()
 	st.FirstByteMS, st.TotalMS, st.BodyBytes = &fb, &tot, &n
 	if werr := writeStats(cf.statsJSON, st); werr != nil {

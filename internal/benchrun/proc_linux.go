@@ -29,8 +29,12 @@ func procHWM(pid int) (int64, error) {
 	return parseStatusKB(b, "VmHWM:")
 }
 
-// exitUsage returns the CPU seconds (user+system) and peak RSS in bytes of
-// a reaped child, from wait4's rusage.
+// exitUsage returns the CPU seconds (user+system) and ru_maxrss in bytes
+// of a reaped child, from wait4's rusage. ru_maxrss is NOT the child's
+// own peak: Go starts children with vfork (CLONE_VM), and Linux folds the
+// address space the child leaves at exec, the parent's, into it. A
+// harness holding 50 MB reports at least 50 MB for every child. Peak RSS
+// comes from the child's VmHWM instead.
 func exitUsage(ps *os.ProcessState) (float64, int64, error) {
 	ru, ok := ps.SysUsage().(*syscall.Rusage)
 	if !ok {

@@ -156,7 +156,7 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 	<-linesDone
 	waitErr := cmd.Wait()
 	end := smp.snapshot()
-	traffic, _ := smp.finish()
+	traffic, procs := smp.finish()
 	r.Traffic = thin(traffic, maxTrafficSamples)
 
 	st, statsErr := readOLStats(sp.StatsPath)
@@ -186,18 +186,23 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 
 	// CPU and RSS at ready come from /proc at the ready line; the
 	// process's own VmHWM (written into its stats after ready) stands in
-	// when it had already exited. The whole run's figures come from
-	// wait4's rusage.
+	// when it had already exited. The whole run's peak RSS is the
+	// process's own VmHWM, read by it after its client closed (and by the
+	// sampler while it ran); CPU comes from wait4's rusage, whose
+	// ru_maxrss would count the harness's memory too (exitUsage).
 	if readyHWM == 0 {
 		readyHWM = st.PeakRSSBytes
 	}
 	r.CPUReadyS, r.PeakRSSReady = readyCPU, readyHWM
 	r.CPUDirReadyS, r.PeakRSSDirReady = readyCPU, readyHWM
-	cpu, maxRSS, err := exitUsage(cmd.ProcessState)
+	cpu, _, err := exitUsage(cmd.ProcessState)
 	if err != nil {
 		return err
 	}
-	r.CPUS, r.PeakRSS = cpu, max(maxRSS, readyHWM)
+	r.CPUS, r.PeakRSS = cpu, max(st.PeakRSSBytes, readyHWM)
+	for _, ps := range procs {
+		r.PeakRSS = max(r.PeakRSS, ps.HWM)
+	}
 	r.TotalS = readyAt
 	if sp.URL != "" {
 		if st.FirstByteMS == nil || st.TotalMS == nil || st.BodyBytes == nil {

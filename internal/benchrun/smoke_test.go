@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,13 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	sc := scenarios([]string{Cold}, Profiles[0], caps)[0] // with get: cold+10MiB
+	// A harness holding much memory must not lend it to the clients'
+	// peak RSS (wait4's ru_maxrss does: exitUsage).
+	ballast := make([]byte, 160<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	defer runtime.KeepAlive(ballast)
 	for _, cl := range []string{Onionlite, CTor} {
 		s := &slot{client: cl, dir: filepath.Join(dir, cl)}
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
@@ -57,6 +65,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if sc.Fetch != "" && (r.FirstByteS <= r.DirReadyS || r.TotalS <= r.FirstByteS || r.BodyBytes != 10<<20) {
 			t.Errorf("%s: fetch times or size wrong: %+v", cl, r)
+		}
+		if r.PeakRSS >= int64(len(ballast)) {
+			t.Errorf("%s: peak RSS %d B is the harness's (it holds %d B)", cl, r.PeakRSS, len(ballast))
 		}
 		// The proxy and the client count the same connections: the
 		// client's own counters differ by at most what the proxy is
