@@ -523,10 +523,10 @@ func (e *replayEnv) runTor(ctx context.Context, dir, bridge string, p Profile, p
 		select {
 		case <-ctx.Done():
 			smp.finish()
-			return fmt.Errorf("C tor did not reach 75 %%: %v (log %s)", ctx.Err(), notice)
+			return fmt.Errorf("the C tor client: did not reach 75 %%: %v (log %s)", ctx.Err(), notice)
 		case <-tp.done:
 			smp.finish()
-			return fmt.Errorf("C tor exited before 75 %%: %v (log %s)", tp.err, notice)
+			return fmt.Errorf("the C tor client: exited before 75 %%: %v (log %s)", tp.err, notice)
 		case <-time.After(sampleEvery):
 		}
 		b, _ := os.ReadFile(notice)

@@ -72,11 +72,11 @@ func runTor(ctx context.Context, n *testnet.Network, sp torSpec, proxy *slowlink
 		fb, last, size, sum, err := fetchVia(ctx, c.SOCKSAddr(), sp.URL)
 		if err != nil {
 			smp.finish()
-			return fmt.Errorf("C tor fetch %s: %v", sp.Body.Name, err)
+			return fmt.Errorf("the C tor client: fetch %s: %v", sp.Body.Name, err)
 		}
 		if size != sp.Body.Size || sum != sp.Body.SHA256 {
 			smp.finish()
-			return fmt.Errorf("C tor fetch %s: got %d bytes with SHA-256 %s, want %d bytes, %s", sp.Body.Name, size, sum, sp.Body.Size, sp.Body.SHA256)
+			return fmt.Errorf("the C tor client: fetch %s: got %d bytes with SHA-256 %s, want %d bytes, %s", sp.Body.Name, size, sum, sp.Body.Size, sp.Body.SHA256)
 		}
 		r.FirstByteS, r.TotalS, r.BodyBytes = fb.Sub(t0).Seconds(), last.Sub(t0).Seconds(), size
 	}
@@ -99,7 +99,7 @@ func runTor(ctx context.Context, n *testnet.Network, sp torSpec, proxy *slowlink
 	r.Progress = parseTorBootstrap(notice, t0, time.Local)
 	r.DirReadyS = firstAt(r.Progress, 75)
 	if r.DirReadyS < 0 {
-		return fmt.Errorf("C tor reached 100%% without logging 75%% (log %s)", sp.Dir)
+		return fmt.Errorf("the C tor client: reached 100%% without logging 75%% (log %s)", sp.Dir)
 	}
 	dr := trafficAt(traffic, r.DirReadyS)
 	r.UpDirReady, r.DownDirReady = dr.Up, dr.Down

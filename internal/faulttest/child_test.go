@@ -266,42 +266,6 @@ func (c *child) waitFor(prefixes ...string) string {
 	return ""
 }
 
-// stages orders the child's lines. Phase lines may be skipped (a slow
-// events reader only sees the latest progress); the others always come.
-var stages = []string{"phase starting", "phase loading_cache", "phase connecting", "phase consensus",
-	"phase certificates", "phase microdescriptors", "ready", "phase ready", "fetched", "stats"}
-
-func stageOf(line string) int {
-	for i, p := range stages {
-		if strings.HasPrefix(line, p) {
-			return i
-		}
-	}
-	return -1
-}
-
-// waitStage returns at the first line of stage or a later one.
-func (c *child) waitStage(stage string) string {
-	c.t.Helper()
-	want := stageOf(stage)
-	if want < 0 {
-		c.t.Fatalf("BUG: unknown stage %q", stage)
-	}
-	for l := range c.lines {
-		c.seen = append(c.seen, l)
-		if stageOf(l) >= want {
-			return l
-		}
-		if strings.HasPrefix(l, "error ") {
-			c.kill()
-			c.t.Fatalf("child: %s\nstderr:\n%s", l, c.stderrText())
-		}
-	}
-	c.cmd.Wait()
-	c.t.Fatalf("child ended (%v) before %q; it said %q\nstderr:\n%s", c.cmd.ProcessState, stage, c.seen, c.stderrText())
-	return ""
-}
-
 // kill sends SIGKILL and reaps the child.
 func (c *child) kill() {
 	c.cmd.Process.Kill()

@@ -102,6 +102,8 @@ func (p *proc) kill() error {
 }
 
 // errNoProcInfo means this platform cannot tell which program a PID runs.
+//
+//lint:ignore U1000 used by the files of other platforms
 var errNoProcInfo = errors.New("testnet: cannot read process command lines on this platform")
 
 // pidMatches reports whether pid is a live (not zombie) process whose

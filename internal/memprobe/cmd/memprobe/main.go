@@ -184,7 +184,7 @@ func cTorFetch(ctx context.Context, n *testnet.Network, want string) (row, error
 		h := sha256.New()
 		io.Copy(h, resp.Body)
 		if got := hex.EncodeToString(h.Sum(nil)); got != want {
-			err = fmt.Errorf("C tor fetched a body with SHA-256 %s", got)
+			err = fmt.Errorf("the C tor client: fetched a body with SHA-256 %s", got)
 		}
 	}
 	conn.Close()
