@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"testing"
 
+	"github.com/onionlite/onionlite/internal/realnet"
 	"github.com/onionlite/onionlite/memquota"
 )
 
@@ -35,8 +37,8 @@ func testDoc(n int) []byte {
 }
 
 // TestMemoryCharged: a download's buffers (header reader, decoder window,
-// body) are charged under the stream's account while Do runs, and nothing
-// stays charged afterwards.
+// what the source sent) are charged under the stream's account while Do
+// runs, a decoded body is not, and nothing stays charged afterwards.
 func TestMemoryCharged(t *testing.T) {
 	doc := testDoc(600 << 10)
 	c := &Client{}
@@ -53,16 +55,20 @@ func TestMemoryCharged(t *testing.T) {
 			t.Fatalf("%s: %v", enc, err)
 		}
 		st := trk.Stats()
-		// Peak is at least the final body buffer, the header reader and
-		// the decoder's state; buffers grow by doubling, the old and the
-		// new one charged at once. zstd also holds the whole compressed
-		// body (and retries with a doubled output buffer when its first
-		// guess was short).
-		low := int64(cap(resp.Body)) + headerBuf + decoderCost(enc)
-		high := int64(cap(resp.Body))*3/2 + headerBuf + decoderCost(enc)
-		if enc == Zstd {
-			low += zstdState + int64(len(wire))
-			high = 2*int64(cap(resp.Body)) + headerBuf + zstdState + 2*int64(len(wire)) + readChunk
+		// Identity: the peak is at least the final body buffer and the
+		// header reader; buffers grow by doubling, the old and the new
+		// one charged at once. Deflate and gzip: the header reader and
+		// the decoder's window (the body is read through them). zstd: the
+		// whole compressed body (grown by doubling) and the decoder's
+		// state. A decoded body is never charged.
+		low := int64(cap(resp.Body)) + headerBuf
+		high := int64(cap(resp.Body))*3/2 + headerBuf
+		switch enc {
+		case Deflate, Gzip:
+			low, high = headerBuf+decoderCost(enc), headerBuf+decoderCost(enc)+readChunk
+		case Zstd:
+			low = headerBuf + zstdState + int64(len(wire))
+			high = headerBuf + zstdState + 3*int64(len(wire)) + readChunk
 		}
 		if st.Peak < low || st.Peak > high {
 			t.Errorf("%s: peak charge %d, want %d..%d (body %d, cap %d, wire %d)", enc, st.Peak, low, high, len(resp.Body), cap(resp.Body), len(wire))
@@ -175,5 +181,35 @@ func TestMemoryReclaimed(t *testing.T) {
 	}
 	if st := trk.Stats(); st.Used != 0 || st.Accounts != 1 {
 		t.Fatalf("quota: %+v", st)
+	}
+}
+
+// TestFullScaleDocumentUnderPhoneQuota: the real 9,609-relay consensus
+// (3.4 MB) downloads whole under the queue quota of the phones' 16 MiB
+// budget (2 MiB), in every encoding but identity, whose body is what the
+// source sent and is charged: it is reclaimed. Charging decoded bodies
+// made every full-scale bootstrap on a phone fail.
+func TestFullScaleDocumentUnderPhoneQuota(t *testing.T) {
+	doc, err := os.ReadFile(realnet.Path(t, "2026-06-27-latest-consensus/consensus-microdesc-2026-06-27-04-00-00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, enc := range []string{Deflate, Gzip, Zstd, Identity} {
+		trk, err := memquota.New(memquota.Config{Limit: 2 << 20, HardLimit: 2<<20 + 256<<10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream, _ := trk.NewAccount("stream")
+		conn, _ := serve(t, response("200 OK", enc, compress(t, enc, doc)))
+		resp, err := (&Client{}).Do(context.Background(), accountConn{conn, stream}, &Request{Path: "/x", MaxBody: 16 << 20})
+		switch {
+		case enc == Identity:
+			if !errors.Is(err, memquota.ErrReclaimed) {
+				t.Errorf("identity: %v, want the download reclaimed", err)
+			}
+		case err != nil || !bytes.Equal(resp.Body, doc):
+			t.Errorf("%s: %v", enc, err)
+		}
+		trk.Close()
 	}
 }
