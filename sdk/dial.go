@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/onionlite/onionlite/internal/channel"
 	"github.com/onionlite/onionlite/internal/circmgr"
+	"github.com/onionlite/onionlite/internal/circuit"
 	"github.com/onionlite/onionlite/internal/stream"
 	"github.com/onionlite/onionlite/memquota"
 )
@@ -44,7 +46,7 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, dialError("dial", err)
 	}
-	return &conn{Stream: st}, nil
+	return &conn{Stream: st, k: k}, nil
 }
 
 // Dial is DialContext with a background context.
@@ -133,16 +135,30 @@ func dialError(op string, err error) error {
 // conn is a stream whose errors are *Error values.
 type conn struct {
 	*stream.Stream
+	k *core // the client it came from
 }
 
 func (c *conn) Read(p []byte) (int, error) {
 	n, err := c.Stream.Read(p)
-	return n, streamError("read", err)
+	return n, c.error("read", err)
 }
 
 func (c *conn) Write(p []byte) (int, error) {
 	n, err := c.Stream.Write(p)
-	return n, streamError("write", err)
+	return n, c.error("write", err)
+}
+
+// error is streamError, except that a circuit whose channel failed (a
+// relay died, a connection was reset) is a network failure even though
+// the channel's error says it closed, unless the client itself was
+// closed.
+func (c *conn) error(op string, err error) error {
+	var cc *circuit.ChannelClosedError
+	if err != nil && errors.As(err, &cc) && cc.Err != channel.ErrClosed && (c.k == nil || c.k.ctx.Err() == nil) &&
+		!errors.Is(err, memquota.ErrReclaimed) {
+		return &Error{Kind: KindNetwork, Op: op, Err: err}
+	}
+	return streamError(op, err)
 }
 
 func streamError(op string, err error) error {

@@ -77,7 +77,7 @@ func (h *socksHandler) Connect(ctx context.Context, r *socks5.Request) (net.Conn
 	if err != nil {
 		return nil, socksError{dialError("socks", err)}
 	}
-	return &conn{Stream: st}, nil
+	return &conn{Stream: st, k: k}, nil
 }
 
 func (h *socksHandler) Resolve(ctx context.Context, r *socks5.Request) ([]netip.Addr, error) {

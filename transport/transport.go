@@ -101,11 +101,10 @@ func (s *SOCKS5) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, fmt.Errorf("socks5: reaching proxy: %w", err)
 	}
-	// The handshake obeys the context: a deadline or a cancellation
-	// interrupts blocked reads and writes.
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
+	// The handshake obeys the context: its end (deadline or cancellation)
+	// interrupts blocked reads and writes. The conn gets no deadline of
+	// its own: one could fire before the context's timer, and the caller
+	// would see an i/o timeout instead of the context's error.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	err = s.handshake(c, host, uint16(port))
 	if !stop() || ctx.Err() != nil {
