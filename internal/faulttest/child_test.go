@@ -255,6 +255,11 @@ func (c *child) waitFor(prefixes ...string) string {
 			if strings.HasPrefix(l, p) {
 				return l
 			}
+			// A phase line may be skipped (a slow events reader sees only
+			// the latest progress): a later stage stands in for it.
+			if want := stageOf(p); strings.HasPrefix(p, "phase ") && want >= 0 && stageOf(l) > want {
+				return l
+			}
 		}
 		if strings.HasPrefix(l, "error ") {
 			c.kill()
@@ -264,6 +269,20 @@ func (c *child) waitFor(prefixes ...string) string {
 	c.cmd.Wait()
 	c.t.Fatalf("child ended (%v) before %q; it said %q\nstderr:\n%s", c.cmd.ProcessState, prefixes, c.seen, c.stderrText())
 	return ""
+}
+
+// stages orders the child's lines: phase lines may be skipped, the others
+// always come.
+var stages = []string{"phase starting", "phase loading_cache", "phase connecting", "phase consensus",
+	"phase certificates", "phase microdescriptors", "ready", "phase ready", "fetched", "stats"}
+
+func stageOf(line string) int {
+	for i, p := range stages {
+		if strings.HasPrefix(line, p) {
+			return i
+		}
+	}
+	return -1
 }
 
 // kill sends SIGKILL and reaps the child.
