@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onionlite/onionlite/bootstrap"
@@ -132,6 +133,9 @@ type core struct {
 	quota   *memquota.Tracker
 	pool    *cell.Pool
 	goLimit int64
+	// goLimitNow is the limit in force: goLimit, or more while gcGuard
+	// holds it raised.
+	goLimitNow atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -283,6 +287,14 @@ func (c *Client) start() (*core, error) {
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	k.goLimit = setGoMemoryLimit(c, plan, logf)
+	k.goLimitNow.Store(k.goLimit)
+	if k.goLimit != 0 {
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			gcGuard(k.ctx, k.goLimit, &k.goLimitNow, logf)
+		}()
+	}
 	if k.storeWarn != nil {
 		k.events.publish(Event{Kind: EventWarning, Err: &Error{Kind: KindStorage, Op: "start", Err: k.storeWarn}})
 	}
@@ -404,7 +416,7 @@ func (k *core) close() error {
 		k.chans.Close()
 	}
 	k.quota.Close()
-	restoreGoMemoryLimit(k.goLimit)
+	restoreGoMemoryLimit(k.goLimitNow.Load())
 	k.events.close()
 	if k.ownStore && k.store != nil {
 		k.store.Close()

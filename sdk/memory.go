@@ -158,7 +158,7 @@ func (k *core) memoryStats() MemoryStats {
 	}
 	m.GoHeap, m.GoTotal = goMemory()
 	m.GoMemoryLimit = debug.SetMemoryLimit(-1)
-	m.GoMemoryLimitSet = k.goLimit != 0 && m.GoMemoryLimit == k.goLimit
+	m.GoMemoryLimitSet = k.goLimit != 0 && m.GoMemoryLimit == k.goLimitNow.Load()
 	return m
 }
 
