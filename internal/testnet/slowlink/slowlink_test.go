@@ -509,6 +509,11 @@ func TestRefusesNonLoopback(t *testing.T) {
 	if n := dials.Load(); n != 1 {
 		t.Errorf("%d dials, want 1 (only the allowed CONNECT)", n)
 	}
+	// The proxy counts a refusal after its reply is out: give the last
+	// one a moment to be counted.
+	for deadline := time.Now().Add(5 * time.Second); p.Stats().Refused < 11 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if s := p.Stats(); s.Refused != 11 {
 		t.Errorf("Stats Refused %d, want 11", s.Refused)
 	}
