@@ -439,8 +439,11 @@ func (c *Client) started(op string) (*core, error) {
 }
 
 // Bootstrap blocks until the client has a usable directory, fetching what
-// the cache lacks, or until ctx ends. It returns nil at once when the
-// directory is ready.
+// the cache lacks. It returns nil at once when the directory is ready. It
+// returns an error when ctx ends, or when one round of attempts failed at
+// every source (KindBootstrapFailed, KindClockSkew): the client goes on
+// retrying in the background with backoff, and a later Bootstrap or dial
+// waits for that.
 func (c *Client) Bootstrap(ctx context.Context) error {
 	k, err := c.started("bootstrap")
 	if err != nil {
