@@ -534,3 +534,21 @@ func TestReplayServer(t *testing.T) {
 		t.Errorf("client authority line: %q", l)
 	}
 }
+
+// TestDisplayPaths: reports show no machine paths: a run's error keeps
+// the last two elements of the log it names, a recorded command keeps
+// paths inside the working directory relative.
+func TestDisplayPaths(t *testing.T) {
+	got := displayPaths("onionlite bootstrap: reset (log /tmp/bench4/work/replay2019/lossy/rep1/onionlite/001-cold.log)")
+	if want := "onionlite bootstrap: reset (log .../onionlite/001-cold.log)"; got != want {
+		t.Errorf("displayPaths: %q, want %q", got, want)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = displayCommand("onionlite bench --out " + filepath.Join(wd, "docs", "bench") + " --work /tmp/x/work")
+	if want := "onionlite bench --out docs/bench --work .../work"; got != want {
+		t.Errorf("displayCommand: %q, want %q", got, want)
+	}
+}

@@ -226,7 +226,7 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 		}
 		resets, runs, most := int64(0), 0, int64(0)
 		for _, r := range s.Runs {
-			if r.Profile == p.Name {
+			if r.Profile == p.Name && r.OK { // a failed run's counters are not recorded
 				runs++
 				resets += r.Resets
 				most = max(most, r.Up+r.Down)
@@ -327,7 +327,7 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	var failed []string
 	for _, r := range s.Runs {
 		if !r.OK {
-			failed = append(failed, fmt.Sprintf("* %s %s %s #%d: %s", r.Profile, r.Scenario, r.Client, r.Rep, oneLine(r.Error)))
+			failed = append(failed, fmt.Sprintf("* %s %s %s #%d: %s", r.Profile, r.Scenario, r.Client, r.Rep, oneLine(displayPaths(r.Error))))
 		}
 	}
 	if len(failed) > 0 {
@@ -404,6 +404,22 @@ func displayCommand(cmd string) string {
 			}
 		}
 		f[i] = ".../" + filepath.Base(a)
+	}
+	return strings.Join(f, " ")
+}
+
+// displayPaths shows absolute paths in free text (a failed run's error
+// names its log) by their last two elements only.
+func displayPaths(s string) string {
+	f := strings.Split(s, " ")
+	for i, w := range f {
+		trimmed := strings.TrimRight(strings.TrimLeft(w, "("), "),:;")
+		if len(trimmed) < 2 || !filepath.IsAbs(trimmed) {
+			continue
+		}
+		dir, base := filepath.Split(filepath.Clean(trimmed))
+		short := ".../" + filepath.Join(filepath.Base(dir), base)
+		f[i] = strings.Replace(w, trimmed, short, 1)
 	}
 	return strings.Join(f, " ")
 }

@@ -261,8 +261,11 @@ func (r *Results) Save(path string) error {
 	for i, s := range r.Sets {
 		runs := s.Runs
 		s.Runs = nil
+		// The file is checked in: no machine paths in it.
+		s.Env.Command = displayCommand(s.Env.Command)
 		for k := range runs {
 			runs[k].Traffic = thin(runs[k].Traffic, maxTrafficSamples)
+			runs[k].Error = displayPaths(runs[k].Error)
 		}
 		head, err := json.Marshal(s)
 		if err != nil {
