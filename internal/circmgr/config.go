@@ -36,7 +36,7 @@ const (
 	DefaultIdleTimeout  = 5 * time.Minute
 	DefaultDialTimeout  = 2 * time.Minute // C tor's SocksTimeout
 	DefaultMaxAttempts  = 4
-	DefaultMaxBuilds    = 4
+	DefaultMaxBuilds    = 8 // enough to get past a few dead relays; C tor keeps building until SocksTimeout
 	// BEGIN waits this long for CONNECTED on the first circuit tried, and
 	// beginRetryTimeout on later ones (C tor's
 	// connection_ap_expire_beginning).

@@ -159,6 +159,13 @@ func TestRate64kbitBothWays(t *testing.T) {
 			t.Fatalf("upload: err %v, intact %v", up.err, up.ok)
 		}
 		c.Close()
+		// The proxy counts a chunk after delivering it: give the last
+		// one a moment to be counted.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if s := p.Stats(); s.Up == size && s.Down == size {
+				break
+			}
+		}
 		if s := p.Stats(); s.Up != size || s.Down != size {
 			t.Fatalf("Stats Up %d Down %d, want %d each", s.Up, s.Down, size)
 		}
