@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -550,5 +551,75 @@ func TestDisplayPaths(t *testing.T) {
 	got = displayCommand("onionlite bench --out " + filepath.Join(wd, "docs", "bench") + " --work /tmp/x/work")
 	if want := "onionlite bench --out docs/bench --work .../work"; got != want {
 		t.Errorf("displayCommand: %q, want %q", got, want)
+	}
+}
+
+// TestMemoryParts: the sampled peaks of RssAnon and RssFile are each the
+// highest sample, are kept in results.json (and absent from older
+// files), and make two more rows of the details tables, left out when no
+// run has them.
+func TestMemoryParts(t *testing.T) {
+	anon, file := peakParts([]procSample{{Anon: 5, File: 9}, {Anon: 7, File: 2}, {Anon: 1, File: 3}})
+	if anon != 7 || file != 9 {
+		t.Fatalf("peakParts = %d, %d; want 7, 9", anon, file)
+	}
+	if a, f := peakParts(nil); a != 0 || f != 0 {
+		t.Fatalf("peakParts of no samples = %d, %d", a, f)
+	}
+	if runtime.GOOS == "linux" {
+		x, err := readProc(os.Getpid())
+		if err != nil || x.Anon <= 0 || x.File <= 0 || x.Anon > x.HWM || x.File > x.HWM {
+			t.Fatalf("readProc(self) = %+v, %v", x, err)
+		}
+	}
+
+	anonRow := "| cold | peak anonymous memory (RssAnon), sampled |"
+	fileRow := "| cold | peak file-backed memory (RssFile), sampled |"
+	s := testSet()
+	var b strings.Builder
+	writeSet(&b, s, "bench")
+	if strings.Contains(b.String(), anonRow) || strings.Contains(b.String(), fileRow) {
+		t.Fatalf("rows without data:\n%s", b.String())
+	}
+	for i := range s.Runs {
+		if s.Runs[i].Client == Onionlite {
+			s.Runs[i].PeakRSSAnon, s.Runs[i].PeakRSSFile = int64(3+s.Runs[i].Rep)*1e6, 2e6
+		} else {
+			s.Runs[i].PeakRSSAnon, s.Runs[i].PeakRSSFile = 8e6, 10e6
+		}
+	}
+	b.Reset()
+	writeSet(&b, s, "bench")
+	for _, want := range []string{
+		// onionlite 4, 5, 6 MB; C tor 8 MB each: ratios 0.5, 0.625, 0.75.
+		anonRow + " 5.00 MB (4.00–6.00 MB) | 8.00 MB | 0.62× (0.50–0.75×) |",
+		fileRow + " 2.00 MB | 10.00 MB | 0.20× |",
+		"| cold | peak RSS (VmHWM), whole run |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "results.json")
+	res := &Results{}
+	res.Put(*s)
+	if err := res.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Sets[0].Runs[0]; r.PeakRSSAnon != 4e6 || r.PeakRSSFile != 2e6 {
+		t.Fatalf("loaded run: anon %d, file %d", r.PeakRSSAnon, r.PeakRSSFile)
+	}
+	var old Run
+	if err := json.Unmarshal([]byte(`{"client":"tor","ok":true,"peak_rss":13000000}`), &old); err != nil || old.PeakRSSAnon != 0 || old.PeakRSSFile != 0 {
+		t.Fatalf("a run from before the split: %+v, %v", old, err)
+	}
+	if line, _ := json.Marshal(old); strings.Contains(string(line), "peak_rss_anon") || strings.Contains(string(line), "peak_rss_file") {
+		t.Fatalf("unrecorded parts are written: %s", line)
 	}
 }

@@ -31,6 +31,16 @@ func ok(r *Run, v float64) float64 {
 	return v
 }
 
+// recorded is ok for a figure that older results lack: 0 means it was
+// not recorded, so the run has no value (and a table with no value in
+// any run omits the row).
+func recorded(r *Run, v int64) float64 {
+	if v == 0 {
+		return nan
+	}
+	return ok(r, float64(v))
+}
+
 // Metrics are the rows of every table, in order.
 var Metrics = []Metric{
 	{Key: "time_dir", Title: "start → directory ready (C tor: 75 %, enough directory info)", Unit: unitSeconds,
@@ -57,6 +67,10 @@ var Metrics = []Metric{
 		Value: func(r *Run) float64 { return ok(r, float64(r.DirBytes)) }},
 	{Key: "rss", Title: "peak RSS (VmHWM), whole run", Unit: unitBytes,
 		Value: func(r *Run) float64 { return ok(r, float64(r.PeakRSS)) }},
+	{Key: "rss_anon", Title: "peak anonymous memory (RssAnon), sampled", Unit: unitBytes,
+		Value: func(r *Run) float64 { return recorded(r, r.PeakRSSAnon) }},
+	{Key: "rss_file", Title: "peak file-backed memory (RssFile), sampled", Unit: unitBytes,
+		Value: func(r *Run) float64 { return recorded(r, r.PeakRSSFile) }},
 	{Key: "cpu", Title: "CPU (user+system), whole run", Unit: unitSeconds,
 		Value: func(r *Run) float64 { return ok(r, r.CPUS) }},
 	{Key: "resets", Title: "connections reset by the proxy (lossy link)", Unit: unitCount, LossyOnly: true,

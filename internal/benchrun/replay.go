@@ -542,6 +542,7 @@ func (e *replayEnv) runTor(ctx context.Context, dir, bridge string, p Profile, p
 	r.CPUS, _ = procCPU(pid)
 	r.PeakRSS, _ = procHWM(pid)
 	traffic, procs := smp.finish()
+	r.PeakRSSAnon, r.PeakRSSFile = peakParts(procs)
 	tp.stop()
 	r.Traffic = thin(traffic, maxTrafficSamples)
 	log, err := os.ReadFile(notice)

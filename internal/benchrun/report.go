@@ -378,6 +378,11 @@ func writeMethod(b *strings.Builder, res *Results) {
   headers: onionlite's stats, C tor's ` + "`[dir]debug`" + ` log (` + "`response size`" + `), which the harness turns on for that purpose.
 * **Peak RSS** is VmHWM and **CPU** is utime+stime (all threads) from ` + "`/proc/PID`" + ` at the end of the run: for onionlite
   wait4's rusage of the exited child (which includes shutting down), for C tor ` + "`/proc`" + ` just before SIGTERM. 1 MB = 10^6 bytes.
+* **Peak anonymous and file-backed memory** split the resident set: RssAnon is anonymous pages (heap, stacks: dirty memory),
+  RssFile pages backed by files (the binary, its libraries, mapped files), which the kernel can drop and read again. The kernel
+  keeps no peak of either, so each row is the highest value of the 50 ms samples of ` + "`/proc/PID/status`" + ` while the client
+  runs, each its own maximum (the two may come from different samples): a spike between two samples, or in onionlite's exit
+  after the last one, is missed.
 * **Statistics.** Each cell is the median over repetitions with (min–max). A ratio is computed per pair (repetition i of
   onionlite with repetition i of C tor), and the table shows the median pair ratio with its range. Failed runs are listed
   and left out.

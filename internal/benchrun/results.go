@@ -146,6 +146,14 @@ type Run struct {
 	CPUReadyS       float64 `json:"cpu_ready_s"`
 	PeakRSSDirReady int64   `json:"peak_rss_dir_ready"`
 	CPUDirReadyS    float64 `json:"cpu_dir_ready_s"`
+	// PeakRSSAnon and PeakRSSFile are the highest RssAnon (anonymous
+	// pages: heap, stacks) and RssFile (file-backed pages: the binary,
+	// its libraries, mapped files) of /proc/PID/status over the
+	// sampler's readings while the client ran, each its own maximum.
+	// Sampled, not exact: the kernel keeps no peak of either. Absent (0)
+	// in results from before they were recorded, or with no sample.
+	PeakRSSAnon int64 `json:"peak_rss_anon,omitempty"`
+	PeakRSSFile int64 `json:"peak_rss_file,omitempty"`
 
 	Progress []Point  `json:"progress,omitempty"`
 	Traffic  []Sample `json:"traffic,omitempty"`

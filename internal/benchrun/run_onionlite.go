@@ -203,6 +203,7 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 	for _, ps := range procs {
 		r.PeakRSS = max(r.PeakRSS, ps.HWM)
 	}
+	r.PeakRSSAnon, r.PeakRSSFile = peakParts(procs)
 	r.TotalS = readyAt
 	if sp.URL != "" {
 		if st.FirstByteMS == nil || st.TotalMS == nil || st.BodyBytes == nil {

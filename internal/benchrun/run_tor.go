@@ -87,6 +87,7 @@ func runTor(ctx context.Context, n *testnet.Network, sp torSpec, proxy *slowlink
 	r.PeakRSS, _ = procHWM(pid)
 	r.ClientRead, r.ClientWritten, _ = c.Traffic()
 	traffic, procs := smp.finish()
+	r.PeakRSSAnon, r.PeakRSSFile = peakParts(procs)
 	if err := c.Stop(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onionlite/onionlite/internal/procmem"
 	"github.com/onionlite/onionlite/internal/testnet/slowlink"
 )
 
@@ -14,18 +15,22 @@ import (
 const maxTrafficSamples = 150
 
 // sampleEvery is the sampler's period: bytes at the proxy and the
-// client's CPU and peak RSS are read this often during a run.
+// client's CPU and memory are read this often during a run.
 const sampleEvery = 50 * time.Millisecond
 
-// procSample is a client's CPU time and peak RSS at one moment.
+// procSample is a client's CPU time and memory at one moment: its peak
+// RSS so far (VmHWM) and the anonymous and file-backed parts of its RSS
+// at that moment (RssAnon, RssFile), in bytes.
 type procSample struct {
-	T   float64
-	CPU float64
-	HWM int64
+	T    float64
+	CPU  float64
+	HWM  int64
+	Anon int64
+	File int64
 }
 
 // sampler records the proxy's counters and the client process's CPU and
-// peak RSS every sampleEvery, from a start time t0 (the spawn).
+// memory every sampleEvery, from a start time t0 (the spawn).
 type sampler struct {
 	t0    time.Time
 	proxy *slowlink.Proxy
@@ -82,14 +87,39 @@ func (s *sampler) sample() {
 	if pid == 0 {
 		return
 	}
-	cpu, err1 := procCPU(pid)
-	hwm, err2 := procHWM(pid)
-	if err1 != nil || err2 != nil {
+	x, err := readProc(pid)
+	if err != nil {
 		return
 	}
+	x.T = s.since(time.Now())
 	s.mu.Lock()
-	s.procs = append(s.procs, procSample{T: s.since(time.Now()), CPU: cpu, HWM: hwm})
+	s.procs = append(s.procs, x)
 	s.mu.Unlock()
+}
+
+// readProc reads pid's CPU time and memory from /proc (T is left 0). It
+// fails for a zombie, whose status has no memory lines.
+func readProc(pid int) (procSample, error) {
+	cpu, err := procCPU(pid)
+	if err != nil {
+		return procSample{}, err
+	}
+	st, err := procmem.Read(pid)
+	if err != nil {
+		return procSample{}, err
+	}
+	return procSample{CPU: cpu, HWM: st.VmHWM, Anon: st.RssAnon, File: st.RssFile}, nil
+}
+
+// peakParts returns the highest RssAnon and the highest RssFile among the
+// samples (each its own maximum, possibly from different samples), or
+// zeros when there are none. The kernel keeps no peak of either, so a
+// spike between two samples is missed.
+func peakParts(xs []procSample) (anon, file int64) {
+	for _, x := range xs {
+		anon, file = max(anon, x.Anon), max(file, x.File)
+	}
+	return anon, file
 }
 
 // finish stops sampling and returns what was recorded.

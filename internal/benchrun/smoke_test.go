@@ -69,6 +69,11 @@ func TestSmoke(t *testing.T) {
 		if r.PeakRSS >= int64(len(ballast)) {
 			t.Errorf("%s: peak RSS %d B is the harness's (it holds %d B)", cl, r.PeakRSS, len(ballast))
 		}
+		// The sampled parts of the resident set: both there, neither the
+		// harness's, and neither above the exact peak of the whole.
+		if r.PeakRSSAnon <= 0 || r.PeakRSSFile <= 0 || r.PeakRSSAnon > r.PeakRSS || r.PeakRSSFile > r.PeakRSS {
+			t.Errorf("%s: sampled RssAnon %d B, RssFile %d B, peak RSS %d B", cl, r.PeakRSSAnon, r.PeakRSSFile, r.PeakRSS)
+		}
 		// The proxy and the client count the same connections: the
 		// client's own counters differ by at most what the proxy is
 		// still to deliver or never saw (a closing handshake).
@@ -88,7 +93,9 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(md), "| "+sc.Name()+" | start → directory ready") || strings.Contains(string(md), "### Failed runs") {
+	if !strings.Contains(string(md), "| "+sc.Name()+" | start → directory ready") || strings.Contains(string(md), "### Failed runs") ||
+		!strings.Contains(string(md), "| "+sc.Name()+" | peak anonymous memory (RssAnon), sampled |") ||
+		!strings.Contains(string(md), "| "+sc.Name()+" | peak file-backed memory (RssFile), sampled |") {
 		t.Fatalf("report:\n%s", md)
 	}
 }

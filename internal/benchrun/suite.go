@@ -403,9 +403,10 @@ func checkBody(path string, want testnet.Body) error {
 
 // runLine summarises a run for the progress log.
 func runLine(r *Run) string {
-	s := fmt.Sprintf("%s %s %s %s #%d: dir-ready %.2fs ready %.2fs, down %s up %s, dir %s (%s), RSS %s, CPU %.2fs",
+	s := fmt.Sprintf("%s %s %s %s #%d: dir-ready %.2fs ready %.2fs, down %s up %s, dir %s (%s), RSS %s (sampled anon %s, file %s), CPU %.2fs",
 		r.Network, r.Profile, r.Scenario, r.Client, r.Rep, r.DirReadyS, r.ReadyS, fmtBytes(float64(r.Down)), fmtBytes(float64(r.Up)),
-		fmtBytes(float64(r.DirBytes)), r.ConsensusSource, fmtBytes(float64(r.PeakRSS)), r.CPUS)
+		fmtBytes(float64(r.DirBytes)), r.ConsensusSource, fmtBytes(float64(r.PeakRSS)), fmtBytes(float64(r.PeakRSSAnon)),
+		fmtBytes(float64(r.PeakRSSFile)), r.CPUS)
 	if r.Fetch != "" {
 		s += fmt.Sprintf(", first byte %.2fs, last %.2fs", r.FirstByteS, r.TotalS)
 	}
