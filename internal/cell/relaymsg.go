@@ -57,6 +57,12 @@ func ParseRelayMsg(cmd RelayCmd, body []byte) (RelayMsg, error) {
 		return ParseXon(body)
 	case RelayXoff:
 		return ParseXoff(body)
+	case RelayConfluxLink, RelayConfluxLinked:
+		return ParseConfluxLink(cmd, body)
+	case RelayConfluxLinkedAck:
+		return &ConfluxLinkedAck{}, nil
+	case RelayConfluxSwitch:
+		return ParseConfluxSwitch(body)
 	}
 	return &Unknown{Command: cmd, Body: body}, nil
 }

@@ -114,6 +114,9 @@ type Circuit struct {
 
 	closed atomic.Bool // set once by closeWith; checked without mu
 	done   chan struct{}
+	// cfx is the conflux set the circuit is a leg of (set by LinkConflux):
+	// sequenced messages from the exit go to the set.
+	cfx    atomic.Pointer[Conflux]
 	ctx    context.Context // done when the circuit or its link dies
 	cancel context.CancelCauseFunc
 
@@ -515,6 +518,9 @@ func (c *Circuit) closeWith(err error, destroy bool) bool {
 		e.CircuitClosed(err)
 	}
 	c.closeAccount()
+	if x := c.cfx.Load(); x != nil && x.linked.Load() {
+		x.legClosed(err)
+	}
 	return true
 }
 
@@ -785,6 +791,16 @@ func (c *Circuit) handleRelay(b *cell.Cell) error {
 			}
 		}
 	}
+	if x := c.cfx.Load(); x != nil && cell.ConfluxSequenced(hdr.Cmd) {
+		c.mu.Lock()
+		last := len(c.hops) - 1
+		c.mu.Unlock()
+		if hopIdx != last {
+			c.pool.Put(b)
+			return protoErr("%v from hop %d of a conflux leg", hdr.Cmd, hopIdx)
+		}
+		return x.handleSequenced(c, b, hdr, body)
+	}
 	if hdr.StreamID == 0 {
 		defer c.pool.Put(b)
 		return c.handleControl(hopIdx, hdr.Cmd, body)
@@ -846,6 +862,22 @@ func (c *Circuit) handleControl(hopIdx int, cmd cell.RelayCmd, body []byte) erro
 		return protoErr("unexpected EXTENDED2")
 	case cell.RelayDrop:
 		return nil
+	case cell.RelayConfluxLinked:
+		if c.deliverCtl(hopIdx, 0, cmd, body) {
+			return nil
+		}
+		return protoErr("unexpected CONFLUX_LINKED")
+	case cell.RelayConfluxSwitch:
+		x := c.cfx.Load()
+		c.mu.Lock()
+		last := len(c.hops) - 1
+		c.mu.Unlock()
+		if x == nil || hopIdx != last {
+			return protoErr("CONFLUX_SWITCH from hop %d of a circuit not in a conflux set", hopIdx)
+		}
+		return x.handleSwitch(c, body)
+	case cell.RelayConfluxLink, cell.RelayConfluxLinkedAck:
+		return protoErr("%v sent to a client", cmd)
 	case cell.RelayData, cell.RelayEnd, cell.RelayConnected, cell.RelayBegin, cell.RelayBeginDir,
 		cell.RelayResolve, cell.RelayResolved:
 		return protoErr("%v with stream ID 0", cmd)

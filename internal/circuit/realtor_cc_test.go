@@ -237,7 +237,8 @@ func TestCongestionControlSlowReader(t *testing.T) {
 // BenchmarkThreeHopDownload fetches the 10 MiB body through the same
 // three relays per iteration (BEGIN, HTTP GET, read to the end, SHA-256;
 // a fresh circuit per iteration, built off the clock): with fixed windows,
-// with congestion control, and for comparison in the same run through a C
+// with congestion control, over a conflux set of two circuits, and for
+// comparison in the same run through a C
 // tor client (which negotiates congestion control too, and builds its
 // circuits before the first fetch).
 func BenchmarkThreeHopDownload(b *testing.B) {
@@ -269,6 +270,25 @@ func BenchmarkThreeHopDownload(b *testing.B) {
 			}
 		})
 	}
+	// Two legs through disjoint guards and middles to the same exit,
+	// linked as a conflux set (a fresh set per iteration, off the clock).
+	b.Run("conflux", func(b *testing.B) {
+		b.SetBytes(body.Size)
+		for b.Loop() {
+			b.StopTimer()
+			x, closeAll := confluxSet(b, n)
+			b.StartTimer()
+			s, err := x.Begin(ctxT(b, 30*time.Second), host, port, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			download(b, n, s, body.Name)
+			b.StopTimer()
+			s.Close()
+			closeAll()
+			b.StartTimer()
+		}
+	})
 	// Same exit as ours; C tor picks its own guard and middle (pinning
 	// them leaves its guard sample empty on this network). "ctor" has
 	// conflux off, so one circuit carries the stream, as ours does;

@@ -9,6 +9,7 @@ import (
 
 	"github.com/onionlite/onionlite/internal/cell"
 	"github.com/onionlite/onionlite/internal/stream"
+	"github.com/onionlite/onionlite/memquota"
 )
 
 var _ stream.FlowSink = (*Circuit)(nil)
@@ -155,23 +156,45 @@ type BeginOptions struct {
 	Optimistic bool
 }
 
-// openStream sends msg on a new stream and, unless optimistic, waits for
-// CONNECTED. A stream on a hop that runs congestion control uses
+// streamHost is where streams live: a circuit, or a conflux set whose
+// streams any of its legs may carry.
+type streamHost interface {
+	addStream(mk func(id uint16, cc bool) (entry, error)) (uint16, int, error)
+	// streamAccount is the parent of each stream's memory account.
+	streamAccount() *memquota.Account
+	streamConfig() *Config
+	sink() stream.FlowSink
+	// sendOpen sends a stream's first message (BEGIN, RESOLVE, ...).
+	sendOpen(ctx context.Context, hop int, id uint16, msg cell.RelayMsg) error
+	forget(id uint16, e entry)
+}
+
+func (c *Circuit) streamAccount() *memquota.Account { return c.acct }
+func (c *Circuit) streamConfig() *Config            { return &c.cfg }
+func (c *Circuit) sink() stream.FlowSink            { return c }
+func (c *Circuit) sendOpen(ctx context.Context, hop int, id uint16, msg cell.RelayMsg) error {
+	return c.sendMsg(ctx, hop, id, msg, sendOpts{wait: true})
+}
+
+// openStream sends msg on a new stream of h and, unless optimistic, waits
+// for CONNECTED. A stream on a hop that runs congestion control uses
 // XON/XOFF flow control instead of stream windows.
-func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target string, o BeginOptions) (*stream.Stream, error) {
+func openStream(h streamHost, ctx context.Context, msg cell.RelayMsg, target string, o BeginOptions) (*stream.Stream, error) {
 	var s *stream.Stream
-	id, hop, err := c.addStream(func(id uint16, cc bool) (entry, error) {
-		acct, err := c.acct.NewChild(fmt.Sprintf("%s stream %d", c.acct.Name(), id))
+	id, hop, err := h.addStream(func(id uint16, cc bool) (entry, error) {
+		parent := h.streamAccount()
+		acct, err := parent.NewChild(fmt.Sprintf("%s stream %d", parent.Name(), id))
 		if err != nil {
 			return nil, fmt.Errorf("circuit: memory quota: %w", err)
 		}
-		cfg := &stream.Config{Clock: c.cfg.Clock, Account: acct, Target: target, Optimistic: o.Optimistic}
+		ccfg := h.streamConfig()
+		cfg := &stream.Config{Clock: ccfg.Clock, Account: acct, Target: target, Optimistic: o.Optimistic}
 		if cc {
-			p := c.cfg.CongestionControl
+			p := ccfg.CongestionControl
 			cfg.FlowControl = &stream.FlowControl{XoffCells: p.XoffClient, XonRateCells: p.XonRate,
 				XonChangePct: p.XonChangePct, XonEWMACount: p.XonEwmaCnt}
 		}
-		s, err = stream.New(c, id, cfg)
+		s, err = stream.New(h.sink(), id, cfg)
 		return s, err
 	})
 	if err != nil {
@@ -180,7 +203,7 @@ func (c *Circuit) openStream(ctx context.Context, msg cell.RelayMsg, target stri
 		}
 		return nil, err
 	}
-	if err := c.sendMsg(ctx, hop, id, msg, sendOpts{wait: true}); err != nil {
+	if err := h.sendOpen(ctx, hop, id, msg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -202,7 +225,7 @@ func (c *Circuit) BeginDir(ctx context.Context) (*stream.Stream, error) {
 
 // BeginDirWith is BeginDir with options.
 func (c *Circuit) BeginDirWith(ctx context.Context, o BeginOptions) (*stream.Stream, error) {
-	return c.openStream(ctx, &cell.BeginDir{}, "dir", o)
+	return openStream(c, ctx, &cell.BeginDir{}, "dir", o)
 }
 
 // Begin opens a stream from the exit (the last hop) to host:port. host is
@@ -214,7 +237,7 @@ func (c *Circuit) Begin(ctx context.Context, host string, port uint16, flags uin
 
 // BeginWith is Begin with options.
 func (c *Circuit) BeginWith(ctx context.Context, host string, port uint16, flags uint32, o BeginOptions) (*stream.Stream, error) {
-	return c.openStream(ctx, &cell.Begin{Host: host, Port: port, Flags: flags},
+	return openStream(c, ctx, &cell.Begin{Host: host, Port: port, Flags: flags},
 		net.JoinHostPort(host, strconv.Itoa(int(port))), o)
 }
 
@@ -260,20 +283,24 @@ func (r *resolver) CircuitClosed(err error) {
 // Resolve asks the exit to resolve host (tor-spec 6.4). Answers of error
 // type are returned as they are; the caller interprets them.
 func (c *Circuit) Resolve(ctx context.Context, host string) ([]cell.Answer, error) {
+	return resolve(c, ctx, host)
+}
+
+func resolve(h streamHost, ctx context.Context, host string) ([]cell.Answer, error) {
 	r := &resolver{reply: make(chan resolveReply, 1)}
-	id, hop, err := c.addStream(func(uint16, bool) (entry, error) { return r, nil })
+	id, hop, err := h.addStream(func(uint16, bool) (entry, error) { return r, nil })
 	if err != nil {
 		return nil, err
 	}
-	if err := c.sendMsg(ctx, hop, id, &cell.Resolve{Query: host}, sendOpts{wait: true}); err != nil {
-		c.forget(id, r)
+	if err := h.sendOpen(ctx, hop, id, &cell.Resolve{Query: host}); err != nil {
+		h.forget(id, r)
 		return nil, err
 	}
 	select {
 	case rep := <-r.reply:
 		return rep.answers, rep.err
 	case <-ctx.Done():
-		c.forget(id, r)
+		h.forget(id, r)
 		return nil, fmt.Errorf("circuit: resolving: %w", context.Cause(ctx))
 	}
 }
