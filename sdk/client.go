@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -103,6 +104,13 @@ type Client struct {
 	// web ports so the first dial is fast. Zero means 1; negative means
 	// none (thriftiest on a metered link).
 	PreemptiveCircuits int
+	// Conflux says whether exit circuits are conflux sets (two circuits
+	// through different guards to one exit, which spreads downloads
+	// over both: faster bulk transfers on a fast link, at the cost of a
+	// second circuit and guard connection). ConfluxAuto, the zero value,
+	// uses them except on Android and iOS, where bytes and battery come
+	// first; an app can choose ConfluxOn on Wi-Fi.
+	Conflux ConfluxMode
 	// Clock is the time source. Nil means the system clock.
 	Clock Clock
 	// Logf receives debugging logs. Nil discards them. Destinations and
@@ -280,6 +288,7 @@ func (c *Client) start() (*core, error) {
 		Logf:            logf,
 		AllowSameSubnet: c.TestNetwork || allLoopback(auths),
 		Preemptive:      c.PreemptiveCircuits,
+		Conflux:         c.Conflux.enabled(runtime.GOOS),
 	})
 	if err != nil {
 		k.close()

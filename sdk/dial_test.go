@@ -258,6 +258,7 @@ func TestGuardServesDirectoryAndCircuits(t *testing.T) {
 	n := testnet.Shared(t)
 	c := testClient(t, t.TempDir())
 	c.PreemptiveCircuits = -1
+	c.Conflux = ConfluxOff // a second leg goes through a second guard
 	ctx := ctxFor(t, 2*time.Minute)
 	conn, err := c.DialContext(ctx, "tcp", n.HTTPTarget())
 	if err != nil {
@@ -271,5 +272,53 @@ func TestGuardServesDirectoryAndCircuits(t *testing.T) {
 	prim := c.core.circs.PrimaryGuards()
 	if len(circs) == 0 || len(prim) == 0 || circs[0].Path[0] != prim[0].ID {
 		t.Fatalf("first circuit does not start at the first primary guard")
+	}
+}
+
+// TestConfluxDial: with Conflux on, the circuit a dial uses is a conflux
+// set whose two legs start at two different primary guards and end at
+// the same exit; a 10 MiB body arrives intact over it. With Conflux off
+// no set is built.
+func TestConfluxDial(t *testing.T) {
+	n := testnet.Shared(t)
+	target := n.HTTPTarget()
+	for _, mode := range []ConfluxMode{ConfluxOn, ConfluxOff} {
+		c := testClient(t, t.TempDir())
+		c.PreemptiveCircuits = -1
+		c.Conflux = mode
+		ctx := ctxFor(t, 2*time.Minute)
+		conn, err := c.DialContext(ctx, "tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := getOver(t, conn, target, "10MiB.bin"); got != wantSum(t, n, "10MiB.bin") {
+			t.Fatalf("%v: 10 MiB body SHA-256 %s", mode, got)
+		}
+		conn.Close()
+		st := c.Stats()
+		circs := c.core.circs.Circuits()
+		if mode == ConfluxOff {
+			if st.ConfluxSets != 0 || len(circs) == 0 || circs[0].Leg2 != ([3][20]byte{}) {
+				t.Fatalf("conflux off: %d sets, circuits %+v", st.ConfluxSets, circs)
+			}
+			c.Close()
+			continue
+		}
+		if st.ConfluxSets < 1 || len(circs) == 0 {
+			t.Fatalf("conflux on: %d sets of %d circuits", st.ConfluxSets, st.CircuitsBuilt)
+		}
+		ci := circs[0]
+		prim := map[[20]byte]bool{}
+		for _, g := range c.core.circs.PrimaryGuards() {
+			prim[g.ID] = true
+		}
+		l1, l2 := ci.Path, ci.Leg2
+		if l2[2] != l1[2] || l2[0] == l1[0] || l2[1] == l1[1] || !prim[l1[0]] || !prim[l2[0]] {
+			t.Fatalf("legs %x and %x: want the same exit, different primary guards and middles", l1, l2)
+		}
+		if ci.CongestionControl == 0 {
+			t.Fatal("set without congestion control")
+		}
+		c.Close()
 	}
 }

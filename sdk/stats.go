@@ -29,6 +29,9 @@ type Stats struct {
 	DirectoryRefreshes int
 	// ChannelsOpen is the number of relay connections open now.
 	ChannelsOpen int
+	// CircuitsBuilt counts circuit builds that succeeded; ConfluxSets
+	// those that became two-leg conflux sets (Client.Conflux).
+	CircuitsBuilt, ConfluxSets int64
 	// StoreErrors counts failed cache writes; StorageWarning is set when
 	// the data directory could not be used at all.
 	StoreErrors    int
@@ -59,6 +62,10 @@ func (c *Client) Stats() Stats {
 		s.StorageWarning = k.storeWarn.Error()
 	}
 	s.Memory = k.memoryStats()
+	if k.circs != nil {
+		ms := k.circs.Stats()
+		s.CircuitsBuilt, s.ConfluxSets = ms.Built, ms.ConfluxSets
+	}
 	if nd := k.boot.NetDir(); nd != nil {
 		s.ConsensusValidAfter, s.ConsensusFreshUntil, s.ConsensusValidUntil = nd.ValidAfter(), nd.FreshUntil(), nd.ValidUntil()
 		s.Relays, s.RelaysWithMicrodescs = nd.Len(), nd.NumMicrodescs()

@@ -30,6 +30,7 @@ type clientFlags struct {
 	bridges     multiFlag
 	now         string
 	memory      string
+	conflux     string
 }
 
 // multiFlag collects a repeatable string flag.
@@ -47,6 +48,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "v", false, "log debugging output to stderr")
 	fs.Var(&f.bridges, "bridge", `fetch the directory only from this relay: "IP:ORPORT FINGERPRINT" (repeatable)`)
 	fs.StringVar(&f.now, "now", "", "start the client's clock at this RFC 3339 time (replays of old documents)")
+	fs.StringVar(&f.conflux, "conflux", "auto", "conflux sets (two circuits to one exit): auto (on except on Android and iOS), on or off")
 	fs.StringVar(&f.memory, "memory-budget", "", "whole-process memory budget, e.g. 16MiB (the phones' default) or 128MiB (default here: the sdk's for this platform)")
 }
 
@@ -89,6 +91,11 @@ func (f *clientFlags) client(stderr io.Writer) (*sdk.Client, error) {
 		}
 		c.MemoryBudget = n
 	}
+	mode, err := sdk.ParseConfluxMode(f.conflux)
+	if err != nil {
+		return nil, fmt.Errorf("--conflux: %v", err)
+	}
+	c.Conflux = mode
 	if f.verbose {
 		c.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
@@ -147,6 +154,8 @@ type clientStats struct {
 	ConsensusValidFrom string           `json:"consensus_valid_after,omitempty"`
 	StoreErrors        int              `json:"store_errors"`
 	StorageWarning     string           `json:"storage_warning,omitempty"`
+	CircuitsBuilt      int64            `json:"circuits_built"`
+	ConfluxSets        int64            `json:"conflux_sets"`
 	// Set by "get".
 	FirstByteMS *int64 `json:"first_byte_ms,omitempty"`
 	TotalMS     *int64 `json:"total_ms,omitempty"`
@@ -159,6 +168,7 @@ func newClientStats(st sdk.Stats, bootstrap time.Duration) *clientStats {
 		DirBytesRead: st.DirBytesRead, DirBytesByKind: st.DirBytesByKind, ConsensusSource: st.ConsensusSource,
 		MicrodescsFetched: st.MicrodescsFetched, MicrodescsCached: st.MicrodescsFromCache, Relays: st.Relays,
 		PeakRSSBytes: peakRSS(), StoreErrors: st.StoreErrors, StorageWarning: st.StorageWarning,
+		CircuitsBuilt: st.CircuitsBuilt, ConfluxSets: st.ConfluxSets,
 	}
 	if !st.ConsensusValidAfter.IsZero() {
 		r.ConsensusValidFrom = st.ConsensusValidAfter.UTC().Format(time.RFC3339)

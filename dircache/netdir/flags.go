@@ -47,6 +47,9 @@ const (
 	// FlagCongestionControl: the relay negotiates congestion control
 	// (FlowCtrl=2, proposal 324).
 	FlagCongestionControl
+	// FlagConflux: the relay, as an exit, links conflux sets (Conflux=1,
+	// proposal 329).
+	FlagConflux
 
 	// flagV6FromMD (internal): the IPv6 address came from an old-style
 	// microdescriptor "a" line, not from the consensus.
@@ -59,7 +62,7 @@ var flagNames = [numFlags]string{
 	"Running", "Valid", "Fast", "Stable", "Guard", "Exit", "BadExit",
 	"MiddleOnly", "V2Dir", "HSDir", "Authority", "StaleDesc", "Unmeasured",
 	"HasMicrodesc", "HasEd25519", "HasIPv6", "Extend2", "NtorV3",
-	"CongestionControl", "v6FromMD",
+	"CongestionControl", "Conflux", "v6FromMD",
 }
 
 // Has reports whether every flag in want is set.
@@ -121,6 +124,9 @@ func consensusFlags(rs *netdoc.RouterStatus) Flags {
 		}
 		if p.Supports(netdoc.ProtoFlowCtrl, 2) {
 			f |= FlagCongestionControl
+		}
+		if p.Supports(netdoc.ProtoConflux, 1) {
+			f |= FlagConflux
 		}
 	}
 	return f

@@ -215,6 +215,11 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	} else {
 		b.WriteString(" onionlite ran with its desktop memory budget (128 MiB).")
 	}
+	if e.Conflux != "" {
+		fmt.Fprintf(b, " onionlite's conflux (`--conflux`): %s (a phone app's choice: a second circuit adds bytes and no speed on a slow link); C tor ran with its default, conflux on.", e.Conflux)
+	} else {
+		b.WriteString(" onionlite had no conflux (not implemented then); C tor ran with its default, conflux on.")
+	}
 	if s.Incomplete {
 		b.WriteString(" **This set is incomplete: the run stopped part-way.**")
 	}

@@ -175,9 +175,12 @@ type Env struct {
 	Command    string    `json:"command"`
 	// MemoryBudget is onionlite's --memory-budget in the set ("": the
 	// CLI's default for the platform, 128 MiB on Linux).
-	MemoryBudget string  `json:"onionlite_memory_budget,omitempty"`
-	Quick        bool    `json:"quick"`
-	Seconds      float64 `json:"seconds"` // wall time of the set, network start included
+	MemoryBudget string `json:"onionlite_memory_budget,omitempty"`
+	// Conflux is onionlite's --conflux policy in the set ("": before
+	// conflux, always off).
+	Conflux string  `json:"onionlite_conflux,omitempty"`
+	Quick   bool    `json:"quick"`
+	Seconds float64 `json:"seconds"` // wall time of the set, network start included
 }
 
 // Set is everything measured on one network in one invocation.

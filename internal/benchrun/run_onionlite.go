@@ -26,6 +26,7 @@ type olSpec struct {
 	Authorities string   // --authorities FILE
 	Extra       []string // more flags (--bridge, --now)
 	Memory      string   // --memory-budget, when set
+	Conflux     string   // --conflux, when set
 	URL         string   // "get URL" when set, else "bootstrap"
 	BodyPath    string   // get writes the body here (-o)
 	Timeout     time.Duration
@@ -82,6 +83,9 @@ func runOnionlite(ctx context.Context, sp olSpec, proxy *slowlink.Proxy, r *Run)
 	args = append(args, sp.Extra...)
 	if sp.Memory != "" {
 		args = append(args, "--memory-budget", sp.Memory)
+	}
+	if sp.Conflux != "" {
+		args = append(args, "--conflux", sp.Conflux)
 	}
 	if sp.Verbose {
 		args = append(args, "-v")

@@ -345,6 +345,21 @@ func (b *bench) one(ctx context.Context, n *testnet.Network, p Profile, sc Scena
 	return r
 }
 
+// confluxFor is onionlite's --conflux on link p, as a phone app would set
+// it: conflux sets (a second circuit through another guard) on a fast
+// link (Wi-Fi), where the Tor network and not the link is the bottleneck;
+// none on a slow or metered one, where a second leg adds bytes and no
+// speed. C tor runs with its default (conflux on) everywhere.
+func confluxFor(p Profile) string {
+	if p.Throttled() {
+		return "off"
+	}
+	return "on"
+}
+
+// ConfluxPolicy describes confluxFor for the results.
+const ConfluxPolicy = "on unthrottled, off on throttled links"
+
 func (b *bench) clientRun(ctx context.Context, n *testnet.Network, p Profile, sc Scenario, s *slot, r *Run) error {
 	proxy, err := slowlink.New(p.Slowlink())
 	if err != nil {
@@ -369,7 +384,7 @@ func (b *bench) clientRun(ctx context.Context, n *testnet.Network, p Profile, sc
 		bodyPath := filepath.Join(s.dir, "body")
 		err = runOnionlite(ctx, olSpec{
 			Bin: b.o.Bin, DataDir: filepath.Join(s.dir, "data"), Authorities: n.AuthoritiesFile(), URL: url, BodyPath: bodyPath, Verbose: b.o.ClientVerbose,
-			Memory: b.o.MemoryBudget, Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
+			Memory: b.o.MemoryBudget, Conflux: confluxFor(p), Timeout: b.o.Timeout, LogPath: filepath.Join(s.dir, tag+".log"), StatsPath: filepath.Join(s.dir, tag+".json"),
 		}, proxy, r)
 		if err == nil && sc.Fetch != "" {
 			err = checkBody(bodyPath, body)
@@ -528,7 +543,7 @@ func waitExpired(ctx context.Context, last Run, interval time.Duration) error {
 
 // CollectEnv describes this machine and the software under test.
 func CollectEnv(o Options) Env {
-	e := Env{Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Command: o.Command, Quick: o.Quick, MemoryBudget: o.MemoryBudget}
+	e := Env{Date: time.Now().UTC(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(), Command: o.Command, Quick: o.Quick, MemoryBudget: o.MemoryBudget, Conflux: ConfluxPolicy}
 	e.Host, _ = os.Hostname()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {

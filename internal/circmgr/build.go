@@ -41,6 +41,22 @@ type build struct {
 
 	err       error // why the build is of no use (nil on success)
 	failedHop int   // the hop that failed, -1 if none is to blame
+
+	// leg2 is the second leg of a conflux set, built beside the first
+	// (Config.Conflux); nil for a plain circuit.
+	leg2 *leg2Plan
+}
+
+// leg2Plan is the second leg of a conflux build: its own guard and
+// middle, the same exit.
+type leg2Plan struct {
+	relays [3]circuit.Relay
+	ticket guard.Ticket
+	// Set by buildSet, read by buildDone: how the leg went, and
+	// whether its guard is to blame for a failure.
+	err   error
+	blame bool
+	used  bool // the leg is in the set
 }
 
 func (b *build) exit() [20]byte { return b.ids[pathsel.HopExit] }
@@ -118,11 +134,50 @@ func (m *Manager) launchLocked(t pathsel.Target, key IsolationKey, forKey bool, 
 	if cfg.SendmeAcceptMinVersion == 0 {
 		cfg.SendmeAcceptMinVersion = int(m.nd.Params().Get(netdir.ParamSendmeAcceptMinVersion))
 	}
+	b.leg2 = m.planLeg2Locked(path, ticket, now)
 	usage, closeAt := m.cbt.timeouts()
 	m.pending = append(m.pending, b)
 	m.wg.Add(1)
 	go m.runBuild(b, &cfg, usage, closeAt)
 	return b, nil
+}
+
+// cfxEnabled is the consensus parameter that turns conflux on or off for
+// clients (default 1).
+const paramCfxEnabled = "cfx_enabled"
+
+// planLeg2Locked chooses the second leg of a conflux set for path, or
+// returns nil when the set is not to be: conflux off, the exit without
+// conflux or congestion control, no second primary guard, no middle.
+func (m *Manager) planLeg2Locked(path [3]netdir.RelayIndex, t1 guard.Ticket, now time.Time) *leg2Plan {
+	if !m.cfg.Conflux {
+		return nil
+	}
+	if v, ok := m.nd.Params().Lookup(paramCfxEnabled); ok && v == 0 {
+		return nil
+	}
+	exit := path[pathsel.HopExit]
+	if !m.nd.Flags(exit).Has(netdir.FlagConflux | netdir.FlagCongestionControl) {
+		return nil
+	}
+	t2, err := m.guards.Select(guard.Usage{Exclude: [][20]byte{t1.ID, m.nd.ID(exit), m.nd.ID(path[pathsel.HopMiddle])}}, now, m.rnd)
+	if err != nil || !t2.Primary || t2.ID == t1.ID {
+		// Only another primary guard: a set must not be what makes the
+		// client try guards beyond them.
+		return nil
+	}
+	mid, err := m.sel.Select(pathsel.PosMiddle, pathsel.Options{NeedFast: true,
+		Exclude: []netdir.RelayIndex{t2.Relay, exit, path[pathsel.HopGuard], path[pathsel.HopMiddle]},
+		Filter:  func(i netdir.RelayIndex) bool { return !m.avoidedLocked(i, nil, now) }}, m.rnd)
+	if err != nil {
+		return nil
+	}
+	p := &leg2Plan{ticket: t2}
+	for k, i := range [3]netdir.RelayIndex{t2.Relay, mid, exit} {
+		p.relays[k] = relayOf(m.nd, i)
+	}
+	p.relays[pathsel.HopExit].CongestionControl = true
+	return p
 }
 
 // relayOf describes relay i for the circuit layer.
@@ -260,12 +315,104 @@ func (m *Manager) runBuild(b *build, cfg *circuit.Config, usage, closeAt time.Du
 		}
 		cancel(errBuildTimeout)
 	}()
-	h, hops, err := m.builder.build(ctx, b.relays, cfg)
+	var h circHandle
+	var hops int
+	var err error
+	if b.leg2 != nil {
+		h, hops, err = m.buildSet(ctx, b, cfg)
+	} else {
+		h, hops, err = m.builder.build(ctx, b.relays, cfg)
+	}
 	close(finished)
 	if err != nil && context.Cause(ctx) == errBuildTimeout {
 		err = fmt.Errorf("%w after %v (hop %d): %w", errBuildTimeout, closeAt, hops, err)
 	}
 	m.buildDone(b, h, hops, err)
+}
+
+// leg2Grace is how long a conflux build waits for its second leg after
+// the first is built, beyond the first leg's own build time.
+const leg2Grace = 500 * time.Millisecond
+
+// buildSet builds b's two legs side by side and links them. The first leg
+// decides the build's outcome: when the second fails, or is not built
+// within the first's build time plus leg2Grace, or linking fails on it,
+// the first leg is used alone (without conflux when it was not linked).
+func (m *Manager) buildSet(ctx context.Context, b *build, cfg *circuit.Config) (circHandle, int, error) {
+	start := m.clk.Now()
+	ctx2, cancel2 := context.WithCancel(ctx)
+	defer cancel2()
+	type result struct {
+		h    circHandle
+		hops int
+		err  error
+	}
+	leg2 := make(chan result, 1)
+	go func() {
+		h, hops, err := m.builder.build(ctx2, b.leg2.relays, cfg)
+		leg2 <- result{h, hops, err}
+	}()
+	h, hops, err := m.builder.build(ctx, b.relays, cfg)
+	var r2 result
+	if err != nil {
+		cancel2()
+		r2 = <-leg2
+	} else {
+		select {
+		case r2 = <-leg2:
+		case <-m.clk.After(m.clk.Now().Sub(start) + leg2Grace):
+			cancel2()
+			r2 = <-leg2
+			if r2.err == nil {
+				// Built just as it was given up: use it anyway.
+			} else {
+				r2.err = fmt.Errorf("second conflux leg slower than the first: %w", r2.err)
+				r2.hops = -1 // not the guard's fault
+			}
+		}
+	}
+	// The guard learns about the second leg in buildDone, after the
+	// first: the first leg's guard must be confirmed first.
+	b.leg2.err = r2.err
+	b.leg2.blame = r2.err != nil && r2.hops == 0 && ctx2.Err() == nil
+	if err != nil {
+		if r2.h != nil {
+			r2.h.Close()
+		}
+		return nil, hops, err
+	}
+	fallback := func(why error) (circHandle, int, error) {
+		m.logf("circmgr: build %d: conflux not used: %v", b.id, why)
+		m.mu.Lock()
+		m.st.ConfluxFallbacks++
+		m.mu.Unlock()
+		return h, hops, nil
+	}
+	if r2.err != nil {
+		return fallback(r2.err)
+	}
+	c1, ok1 := h.(*circuit.Circuit)
+	c2, ok2 := r2.h.(*circuit.Circuit)
+	if !ok1 || !ok2 {
+		r2.h.Close()
+		return fallback(errors.New("legs are not circuits"))
+	}
+	x, err := circuit.LinkConflux(ctx, []*circuit.Circuit{c1, c2}, circuit.LinkOptions{})
+	if err != nil {
+		// Both legs are closed; the exit would not link.
+		return nil, len(b.relays), fmt.Errorf("conflux link: %w", err)
+	}
+	if len(x.Legs()) < 2 {
+		m.mu.Lock()
+		m.st.ConfluxFallbacks++
+		m.mu.Unlock()
+		return x, hops, nil
+	}
+	b.leg2.used = true
+	m.mu.Lock()
+	m.st.ConfluxSets++
+	m.mu.Unlock()
+	return x, hops, nil
 }
 
 // usageTimeout releases the requests waiting for b: it took longer than
@@ -343,6 +490,11 @@ func (m *Manager) buildDone(b *build, h circHandle, hops int, err error) {
 			m.preemptFails = 0
 		}
 		c := &circ{id: b.id, h: h, path: b.ids, policy: b.policy, stable: b.stable, ticket: b.ticket, built: now}
+		if b.leg2 != nil && b.leg2.used {
+			for k, r := range b.leg2.relays {
+				c.path2[k] = r.RSAID
+			}
+		}
 		if !b.ticket.Primary {
 			switch m.guards.Usable(b.ticket, now) {
 			case guard.Unusable:
@@ -362,6 +514,14 @@ func (m *Manager) buildDone(b *build, h circHandle, hops int, err error) {
 		m.notifyLocked()
 		m.logf("circmgr: circuit %d built in %v: %s", b.id, elapsed.Round(time.Millisecond), pathString(b.ids))
 		m.releaseLocked(b, nil, -1)
+	}
+	if b.leg2 != nil && !closing {
+		switch {
+		case b.leg2.err == nil:
+			m.guards.Succeeded(b.leg2.ticket, now, m.rnd)
+		case b.leg2.blame:
+			m.guards.Failed(b.leg2.ticket, now, m.rnd)
+		}
 	}
 	m.mu.Unlock()
 	if toClose != nil {

@@ -136,6 +136,15 @@ type Config struct {
 	// MaxBuilds bounds the failed circuit builds one Dial or Resolve
 	// waits for before it gives up. Zero means DefaultMaxBuilds.
 	MaxBuilds int
+	// Conflux makes exit circuits conflux sets (proposal 329) where the
+	// consensus allows it (cfx_enabled, default 1) and the exit offers it
+	// (Conflux=1, with congestion control): a second leg through another
+	// primary guard and middle to the same exit is built beside the
+	// first, and the two are linked; the exit spreads its data over
+	// both. It costs a second circuit (and often a second guard
+	// connection); if the second leg fails or is much slower, the first
+	// is used alone.
+	Conflux bool
 }
 
 // withDefaults returns a copy of cfg with defaults filled in.

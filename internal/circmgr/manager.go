@@ -87,6 +87,7 @@ type circ struct {
 	id     uint64
 	h      circHandle
 	path   [3][20]byte
+	path2  [3][20]byte        // a conflux set's second leg; zero otherwise
 	policy *netdoc.PortPolicy // the exit's IPv4 summary when built
 	stable bool               // every hop had the Stable flag
 	ticket guard.Ticket
@@ -324,6 +325,10 @@ type Stats struct {
 	// LastBuild, MedianBuild and P90Build describe the build times
 	// recorded (at most the last 1000).
 	LastBuild, MedianBuild, P90Build time.Duration
+	// ConfluxSets counts circuits that became two-leg conflux sets;
+	// ConfluxFallbacks those whose second leg failed or lagged, or whose
+	// linking failed, so that one circuit was used alone.
+	ConfluxSets, ConfluxFallbacks int64
 }
 
 // Stats returns the counters.
@@ -366,6 +371,9 @@ type CircuitInfo struct {
 	// CongestionControl is the SENDME increment the exit agreed to for
 	// congestion control (prop 324), or 0 for fixed windows.
 	CongestionControl int
+	// Leg2 is the path of a conflux set's second leg (same exit); zero
+	// for a single circuit.
+	Leg2 [3][20]byte
 }
 
 // Circuits describes the open circuits.
@@ -376,7 +384,7 @@ func (m *Manager) Circuits() []CircuitInfo {
 	out := make([]CircuitInfo, 0, len(m.circs))
 	for _, c := range m.circs {
 		ci := CircuitInfo{ID: c.id, Path: c.path, Key: c.key, Claimed: c.claimed,
-			Usable: m.openLocked(c, now), Streams: c.h.Streams(), Built: c.built, DirtySince: c.dirtySince}
+			Usable: m.openLocked(c, now), Streams: c.h.Streams(), Built: c.built, DirtySince: c.dirtySince, Leg2: c.path2}
 		if cc, ok := c.h.(interface {
 			CongestionControl() (circuit.CCState, bool)
 		}); ok {

@@ -277,6 +277,9 @@ func (x *Conflux) Legs() []LegStats {
 	return out
 }
 
+// CongestionControl reports the sending leg's congestion control state.
+func (x *Conflux) CongestionControl() (CCState, bool) { return x.sendLeg.CongestionControl() }
+
 // Circuits returns the legs.
 func (x *Conflux) Circuits() []*Circuit {
 	out := make([]*Circuit, len(x.legs))
