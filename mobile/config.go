@@ -76,6 +76,12 @@ type Config struct {
 	// dial. Zero means 1; negative means none (thriftiest on a metered
 	// link).
 	PreemptiveCircuits int64
+	// Conflux builds conflux sets: two circuits through different guards
+	// to one exit, which splits downloads between them (faster on a fast
+	// link such as Wi-Fi, a second circuit's bytes and battery on a slow
+	// or metered one). Off by default on phones; an app may turn it on
+	// while on Wi-Fi.
+	Conflux bool
 	// ThriftyRefresh follows dir-spec's randomised refresh schedule: about
 	// half the directory wake-ups and downloads, with a directory up to
 	// three hours old. Off means a prompt hourly refresh.
@@ -133,6 +139,10 @@ func (cfg *Config) check() (*settings, error) {
 		TestNetwork:        cfg.TestNetwork,
 		KeepPadding:        cfg.KeepPadding,
 		PreemptiveCircuits: int(cfg.PreemptiveCircuits),
+		Conflux:            sdk.ConfluxOff,
+	}
+	if cfg.Conflux {
+		s.client.Conflux = sdk.ConfluxOn
 	}
 	if cfg.Authorities != "" && s.client.Authorities == nil {
 		return nil, errorf(KindConfig, "Config.Authorities has no DirAuthority lines")

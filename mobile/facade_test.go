@@ -120,6 +120,7 @@ func TestConfigCheck(t *testing.T) {
 		MemoryBudget:      24 << 20,
 		TestNetwork:       true,
 		ThriftyRefresh:    true,
+		Conflux:           true,
 		DialTimeoutMillis: 1500,
 		LogLevel:          LogDebug,
 	}
@@ -131,8 +132,12 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("authorities %q", got)
 	}
 	if len(s.client.Bridges) != 1 || s.client.MemoryBudget != 24<<20 || !s.client.TestNetwork ||
-		s.client.Refresh != sdk.RefreshDirSpec || s.dialTimeout.Milliseconds() != 1500 || s.logLevel != LogDebug {
+		s.client.Refresh != sdk.RefreshDirSpec || s.dialTimeout.Milliseconds() != 1500 || s.logLevel != LogDebug ||
+		s.client.Conflux != sdk.ConfluxOn {
 		t.Errorf("settings %+v", s)
+	}
+	if s0, err := (&Config{DataDir: "d"}).check(); err != nil || s0.client.Conflux != sdk.ConfluxOff {
+		t.Errorf("default conflux: %v %v (phones: off unless asked)", s0, err)
 	}
 	d, ok := s.client.Dialer.(*transport.SOCKS5)
 	if !ok || d.Addr != "127.0.0.1:1080" || d.Username != "us:er" || d.Password != "p@ss" {

@@ -31,6 +31,8 @@
 // It is not a path selector (pathsel), a guard state machine
 // (pathsel/guard), a circuit or stream implementation (internal/circuit,
 // internal/stream), a channel pool (internal/chanmgr) or a directory
-// client: it never fetches a consensus or microdescriptors itself. It has
-// no onion-service, conflux or path-bias support.
+// client: it never fetches a consensus or microdescriptors itself. With
+// Config.Conflux an exit circuit may be a two-leg conflux set
+// (internal/circuit.Conflux); it has no onion-service or path-bias
+// support.
 package circmgr

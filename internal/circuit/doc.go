@@ -44,6 +44,12 @@
 // *DestroyedError; a closing channel closes it with the channel's error.
 // Streams see the circuit's error after their queued data.
 //
+// LinkConflux joins circuits that end at one exit into a conflux set
+// (prop 329): the set carries streams, delivers the exit's sequenced
+// messages in order whichever leg they came on (CONFLUX_SWITCH moves a
+// leg's sequence number; cells ahead of their turn wait in a queue charged
+// to the memory quota), and sends on its lowest-RTT leg. docs/conflux.md.
+//
 // It is not a circuit manager: path selection, build timeouts, reuse and
 // isolation belong to internal/circmgr.
 package circuit
