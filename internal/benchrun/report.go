@@ -381,8 +381,10 @@ func writeMethod(b *strings.Builder, res *Results) {
   sampled every 50 ms: C tor's directory-ready bytes are the first sample at or after its 75 % line (up to 50 ms late);
   onionlite's are read at its ready line. "Directory responses" are each client's own count of directory responses with HTTP
   headers: onionlite's stats, C tor's ` + "`[dir]debug`" + ` log (` + "`response size`" + `), which the harness turns on for that purpose.
-* **Peak RSS** is VmHWM and **CPU** is utime+stime (all threads) from ` + "`/proc/PID`" + ` at the end of the run: for onionlite
-  wait4's rusage of the exited child (which includes shutting down), for C tor ` + "`/proc`" + ` just before SIGTERM. 1 MB = 10^6 bytes.
+* **Peak RSS** is the client's own VmHWM: onionlite reads it after its client closed and writes it to its stats (the
+  higher of that and the harness's 50 ms samples of ` + "`/proc/PID/status`" + `); C tor's is read from ` + "`/proc`" + ` just before SIGTERM.
+  **CPU** is utime+stime (all threads): for onionlite wait4's rusage of the exited child (which includes shutting down), for
+  C tor ` + "`/proc/PID/stat`" + ` just before SIGTERM. 1 MB = 10^6 bytes.
 * **Peak anonymous and file-backed memory** split the resident set: RssAnon is anonymous pages (heap, stacks: dirty memory),
   RssFile pages backed by files (the binary, its libraries, mapped files), which the kernel can drop and read again. The kernel
   keeps no peak of either, so each row is the highest value of the 50 ms samples of ` + "`/proc/PID/status`" + ` while the client
