@@ -334,6 +334,10 @@ func (m *Manager) runBuild(b *build, cfg *circuit.Config, usage, closeAt time.Du
 // the first is built, beyond the first leg's own build time.
 const leg2Grace = 500 * time.Millisecond
 
+// linkTimeout bounds the CONFLUX_LINK exchange (one round trip on each
+// leg) of a conflux build.
+const linkTimeout = 10 * time.Second
+
 // buildSet builds b's two legs side by side and links them. The first leg
 // decides the build's outcome: when the second fails, or is not built
 // within the first's build time plus leg2Grace, or linking fails on it,
@@ -397,7 +401,9 @@ func (m *Manager) buildSet(ctx context.Context, b *build, cfg *circuit.Config) (
 		r2.h.Close()
 		return fallback(errors.New("legs are not circuits"))
 	}
-	x, err := circuit.LinkConflux(ctx, []*circuit.Circuit{c1, c2}, circuit.LinkOptions{})
+	lctx, lcancel := context.WithTimeout(ctx, linkTimeout)
+	x, err := circuit.LinkConflux(lctx, []*circuit.Circuit{c1, c2}, circuit.LinkOptions{})
+	lcancel()
 	if err != nil {
 		// Both legs are closed; the exit would not link.
 		return nil, len(b.relays), fmt.Errorf("conflux link: %w", err)
