@@ -81,7 +81,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	o := benchrun.Options{Out: *out, Report: *report, Reps: *reps, ReplayReps: *replayReps, Quick: *quick, Interval: *interval,
-		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, MemoryBudget: *memory, Command: "onionlite bench " + strings.Join(args, " ")}
+		Timeout: *timeout, WorkDir: *work, Keep: *keep, ClientVerbose: *clientVerbose, MemoryBudget: *memory, Command: "onionlite bench " + strings.Join(args, " "),
+		Commit: benchrun.GitCommit()}
 	if o.Reps == 0 {
 		o.Reps = 3
 		if *quick {

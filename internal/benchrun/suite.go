@@ -56,7 +56,12 @@ func NetworkByName(name string) (NetworkSpec, bool) {
 
 // Options configure one invocation of the suite.
 type Options struct {
-	Bin      string // the onionlite CLI (run as a child for every onionlite run)
+	Bin string // the onionlite CLI (run as a child for every onionlite run)
+	// Commit describes the checkout Bin was built from, taken when the
+	// invocation began, for a binary without VCS stamps (-buildvcs=false):
+	// later sets must not take a HEAD that moved during the run. ""
+	// means the working directory's HEAD when each set begins.
+	Commit   string
 	Out      string // results.json and the SVG plots go here
 	Report   string // the Markdown report
 	Networks []string
@@ -569,6 +574,9 @@ func CollectEnv(o Options) Env {
 		}
 	}
 	if e.Commit = binaryCommit(o.Bin); e.Commit == "" {
+		e.Commit = o.Commit
+	}
+	if e.Commit == "" {
 		e.Commit = gitCommit()
 	}
 	return e
@@ -577,7 +585,11 @@ func CollectEnv(o Options) Env {
 // gitCommit describes the checkout in the working directory, for a
 // binary built without VCS stamps (-buildvcs=false): HEAD, with "-dirty"
 // when tracked Go sources differ from it.
-func gitCommit() string {
+func gitCommit() string { return GitCommit() }
+
+// GitCommit is gitCommit for callers that take it once, when they build
+// the binary (Options.Commit).
+func GitCommit() string {
 	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return ""
