@@ -109,7 +109,8 @@ type Client struct {
 	// over both: faster bulk transfers on a fast link, at the cost of a
 	// second circuit and guard connection). ConfluxAuto, the zero value,
 	// uses them except on Android and iOS, where bytes and battery come
-	// first; an app can choose ConfluxOn on Wi-Fi.
+	// first, and under a MemoryBudget below ConfluxMinBudget (64 MiB); an
+	// app can choose ConfluxOn on Wi-Fi.
 	Conflux ConfluxMode
 	// Clock is the time source. Nil means the system clock.
 	Clock Clock
@@ -288,7 +289,7 @@ func (c *Client) start() (*core, error) {
 		Logf:            logf,
 		AllowSameSubnet: c.TestNetwork || allLoopback(auths),
 		Preemptive:      c.PreemptiveCircuits,
-		Conflux:         c.Conflux.enabled(runtime.GOOS),
+		Conflux:         c.Conflux.enabled(runtime.GOOS, plan.Budget),
 	})
 	if err != nil {
 		k.close()

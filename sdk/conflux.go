@@ -10,7 +10,8 @@ import (
 type ConfluxMode int
 
 const (
-	// ConfluxAuto uses conflux except on Android and iOS.
+	// ConfluxAuto uses conflux except on Android and iOS and under a
+	// memory budget below ConfluxMinBudget.
 	ConfluxAuto ConfluxMode = iota
 	// ConfluxOn uses conflux wherever the consensus and the exit allow.
 	ConfluxOn
@@ -18,14 +19,21 @@ const (
 	ConfluxOff
 )
 
-func (m ConfluxMode) enabled(goos string) bool {
+// ConfluxMinBudget is the smallest memory budget with which ConfluxAuto
+// uses conflux. A set holds the cells that arrive ahead of their turn,
+// and when the queue quota reclaims that memory the whole set and all its
+// streams go, not only a stalled one: under a small budget one circuit
+// per stream group is the better trade.
+const ConfluxMinBudget = 64 << 20
+
+func (m ConfluxMode) enabled(goos string, budget int64) bool {
 	switch m {
 	case ConfluxOn:
 		return true
 	case ConfluxOff:
 		return false
 	}
-	return goos != "android" && goos != "ios"
+	return goos != "android" && goos != "ios" && budget >= ConfluxMinBudget
 }
 
 func (m ConfluxMode) String() string {

@@ -200,3 +200,31 @@ func TestMemoryStats(t *testing.T) {
 		t.Errorf("the youngest stalled stream lost its data too: %v", err)
 	}
 }
+
+func TestConfluxAuto(t *testing.T) {
+	for _, tc := range []struct {
+		m      ConfluxMode
+		goos   string
+		budget int64
+		want   bool
+	}{
+		{ConfluxAuto, "linux", 128 << 20, true},
+		{ConfluxAuto, "linux", 16 << 20, false},
+		{ConfluxAuto, "android", 128 << 20, false},
+		{ConfluxAuto, "ios", 1 << 30, false},
+		{ConfluxOn, "ios", 16 << 20, true},
+		{ConfluxOff, "linux", 1 << 30, false},
+	} {
+		if got := tc.m.enabled(tc.goos, tc.budget); got != tc.want {
+			t.Errorf("%v on %s with %d bytes: %v", tc.m, tc.goos, tc.budget, got)
+		}
+	}
+	for _, s := range []string{"auto", "on", "off"} {
+		if m, err := ParseConfluxMode(s); err != nil || m.String() != s {
+			t.Errorf("%q: %v %v", s, m, err)
+		}
+	}
+	if _, err := ParseConfluxMode("maybe"); err == nil {
+		t.Error("bad mode parsed")
+	}
+}

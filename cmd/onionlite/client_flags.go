@@ -48,7 +48,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.verbose, "v", false, "log debugging output to stderr")
 	fs.Var(&f.bridges, "bridge", `fetch the directory only from this relay: "IP:ORPORT FINGERPRINT" (repeatable)`)
 	fs.StringVar(&f.now, "now", "", "start the client's clock at this RFC 3339 time (replays of old documents)")
-	fs.StringVar(&f.conflux, "conflux", "auto", "conflux sets (two circuits to one exit): auto (on except on Android and iOS), on or off")
+	fs.StringVar(&f.conflux, "conflux", "auto", "conflux sets (two circuits to one exit): auto (on except on Android and iOS and under budgets below 64MiB), on or off")
 	fs.StringVar(&f.memory, "memory-budget", "", "whole-process memory budget, e.g. 16MiB (the phones' default) or 128MiB (default here: the sdk's for this platform)")
 }
 
