@@ -367,9 +367,8 @@ func (m *Manager) buildSet(ctx context.Context, b *build, cfg *circuit.Config) (
 		case <-m.clk.After(m.clk.Now().Sub(start) + leg2Grace):
 			cancel2()
 			r2 = <-leg2
-			if r2.err == nil {
-				// Built just as it was given up: use it anyway.
-			} else {
+			// A leg built just as it was given up is used anyway.
+			if r2.err != nil {
 				r2.err = fmt.Errorf("second conflux leg slower than the first: %w", r2.err)
 				r2.hops = -1 // not the guard's fault
 			}

@@ -404,9 +404,10 @@ func (x *Conflux) drainLocked() error {
 		x.delivered++
 		if x.ooo.Len() == 0 {
 			x.oldest.Clear()
-		} else {
-			x.oldest.Set(x.ooo[0].at) // the heap's head is not always the oldest; close enough
 		}
+		// Otherwise the age stays the first queued cell's until the queue
+		// empties: it can only overstate the age, as for a circuit's
+		// window waiters.
 		if err := x.deliver(q.b, q.hdr, q.body); err != nil {
 			return err
 		}
