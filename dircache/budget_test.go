@@ -8,8 +8,8 @@ import (
 
 func TestMemTableSizeFor(t *testing.T) {
 	for _, c := range []struct{ budget, want int64 }{
-		{12 << 20, 2 << 20}, {16 << 20, 2 << 20}, {64 << 20, 2 << 20},
-		{128 << 20, 4 << 20}, {1 << 30, 16 << 20},
+		{12 << 20, 512 << 10}, {16 << 20, 512 << 10}, {32 << 20, 1 << 20},
+		{64 << 20, 2 << 20}, {128 << 20, 2 << 20}, {1 << 30, 2 << 20},
 	} {
 		if got := tuning.MemTableSizeFor(c.budget); got != c.want {
 			t.Errorf("MemTableSizeFor(%d MiB) = %d, want %d", c.budget>>20, got, c.want)
@@ -20,7 +20,7 @@ func TestMemTableSizeFor(t *testing.T) {
 // TestMemoryBudgetOption: Open sizes badger's memtable from the budget.
 func TestMemoryBudgetOption(t *testing.T) {
 	for _, c := range []struct{ budget, memtable int64 }{
-		{0, 2 << 20}, {16 << 20, 2 << 20}, {128 << 20, 4 << 20},
+		{0, 512 << 10}, {16 << 20, 512 << 10}, {128 << 20, 2 << 20},
 	} {
 		db, err := Open(t.TempDir(), Options{MemoryBudget: c.budget})
 		if err != nil {

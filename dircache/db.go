@@ -37,8 +37,8 @@ type Options struct {
 	Badger func(badger.Options) badger.Options
 	// MemoryBudget is the whole-process memory budget the cache lives in
 	// (sdk.Client.MemoryBudget); the memtable is sized from it
-	// (tuning.MemTableSizeFor: 1/32 of it, 2 to 16 MiB). Zero means the
-	// tuned default, a 2 MiB memtable. Badger applies after it.
+	// (tuning.MemTableSizeFor: 1/32 of it, 512 KiB to 2 MiB). Zero means
+	// the tuned default, a 512 KiB memtable. Badger applies after it.
 	MemoryBudget int64
 }
 
@@ -439,8 +439,19 @@ func bytesUnix(b []byte) (time.Time, bool) {
 	return time.Unix(int64(binary.BigEndian.Uint64(b)), 0), true
 }
 
+// lsmBytes is what badger counts against a transaction's batch limit for
+// an entry: the key and the value itself below tuning.ValueThreshold, the
+// key and a 12-byte value pointer at or above it, and two meta bytes.
+func lsmBytes(keyLen, valueLen int) int {
+	if valueLen >= tuning.ValueThreshold {
+		valueLen = 12
+	}
+	return keyLen + valueLen + 2
+}
+
 // chunkedUpdate runs fill over items in as many transactions as needed,
-// keeping each under badger's batch limit. fill must add everything about
+// keeping each under badger's batch limit; size(i) is item i's largest
+// entry as lsmBytes counts it. fill must add everything about
 // one item in one call, so that each item is written atomically.
 func (db *DB) chunkedUpdate(n int, size func(i int) int, fill func(txn *badger.Txn, i int) error) error {
 	if err := checkSpace(db.dir); err != nil {
@@ -479,7 +490,7 @@ func (db *DB) PutMicrodescs(listedAt time.Time, mds []Microdesc) error {
 	db.mdMu.Lock()
 	defer db.mdMu.Unlock()
 	at := unixBytes(listedAt)
-	return db.chunkedUpdate(len(mds), func(i int) int { return len(mds[i].Text) }, func(txn *badger.Txn, i int) error {
+	return db.chunkedUpdate(len(mds), func(i int) int { return lsmBytes(33, len(mds[i].Text)) }, func(txn *badger.Txn, i int) error {
 		d := mds[i].Digest[:]
 		lk := key(pfxListed, d)
 		if _, err := txn.Get(key(pfxMD, d)); err == nil {
@@ -761,7 +772,27 @@ func (db *DB) PruneMicrodescs(keep func([32]byte) bool, cutoff time.Time) (int, 
 	if err := db.deleteKeys(del); err != nil {
 		return 0, err
 	}
+	db.gcValueLog()
 	return removed, nil
+}
+
+// gcValueLog lets badger rewrite value-log files that are at least half
+// garbage (texts of pruned microdescriptors, replaced state values), a
+// few files per call. Badger learns what is garbage when compaction drops
+// the keys, so a file usually becomes eligible a prune or two after its
+// values were deleted. Failures are logged: the space waits for the next
+// call.
+func (db *DB) gcValueLog() {
+	for range 4 {
+		err := db.bdb.RunValueLogGC(0.5)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return
+		}
+		if err != nil {
+			db.logf("dircache: value log GC: %v", err)
+			return
+		}
+	}
 }
 
 // sealed values carry their own SHA-256: certificates and state.

@@ -221,9 +221,8 @@ func TestConsensusFileDamage(t *testing.T) {
 		{"header only", func(b []byte) []byte { return b[:60] }},
 		{"empty", func(b []byte) []byte { return nil }},
 		{"other flavor's file", func(b []byte) []byte {
-			var cf consFiles
 			c, _ := newConsensus("ns", text, ConsensusMeta{})
-			enc, _ := cf.encoder()
+			enc, _ := newEncoder()
 			return enc.EncodeAll(c.Text, encodeConsHeader(c))
 		}},
 	} {

@@ -5,10 +5,15 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 )
 
-// ValueThreshold is the largest value badger keeps inside its LSM tables.
-// Every microdescriptor, certificate and small state value is below it,
-// so badger's value log stays empty and never needs garbage collection.
-const ValueThreshold = 256 << 10
+// ValueThreshold is the smallest value badger puts in its value log
+// instead of its LSM tables. Every microdescriptor, certificate and state
+// value is above it: they are written once to the value log, and the
+// memtable, the tables and compaction only carry keys, value pointers and
+// the 8-byte listing times. That keeps the memtable small and makes a
+// directory's bulk write cost no table building or compaction of the
+// texts (docs/dircache.md has the measurements). The value log's space is
+// reclaimed by GC after pruning (DB.PruneMicrodescs).
+const ValueThreshold = 64
 
 // Options returns the tuned options for a badger directory dir. The
 // numbers behind each choice are in docs/dircache.md.
@@ -18,7 +23,7 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithLoggingLevel(badger.WARNING).
 		// Memory: one small memtable (its arena is allocated at open, its
 		// log file mapped), no block or index cache.
-		WithMemTableSize(2 << 20).
+		WithMemTableSize(MinMemTableSize).
 		WithNumMemtables(1).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
@@ -31,9 +36,8 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2). // 1 is rejected; 0 stalls writes forever at the L0 limit
-		// Values stay in the LSM; the value log only gets what exceeds
-		// the threshold (state values over 256 KiB), so keep it small:
-		// a new one is created and mapped at every open.
+		// Values go to the value log (see ValueThreshold); its files are
+		// small so that GC can rewrite one cheaply.
 		WithValueThreshold(ValueThreshold).
 		WithValueLogFileSize(4 << 20).
 		WithNumGoroutines(1).
@@ -48,18 +52,19 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 
 // Memtable sizes for a process memory budget (MemTableSizeFor).
 const (
-	// MinMemTableSize is the smallest memtable: badger's batch limit is
-	// 15 % of it, and a batch must hold the largest microdescriptor
-	// dircache accepts (256 KiB), so 2 MiB (314 KB batches) is the floor.
-	MinMemTableSize = 2 << 20
+	// MinMemTableSize is the smallest memtable: with values in the value
+	// log an entry costs a skiplist node, its key and a value pointer
+	// (about 170 bytes), and badger's batch limit (15 % of the memtable,
+	// 78 KB) still takes a few hundred microdescriptors per transaction.
+	MinMemTableSize = 512 << 10
 	// MaxMemTableSize bounds the memtable for large budgets: bigger ones
 	// only absorb write bursts, which a directory cache does not have.
-	MaxMemTableSize = 16 << 20
+	MaxMemTableSize = 2 << 20
 )
 
 // MemTableSizeFor is the memtable size for a whole-process memory budget
 // of budget bytes: 1/32 of it, within [MinMemTableSize, MaxMemTableSize]
-// (2 MiB up to a 64 MiB budget, 4 MiB at 128 MiB). The memtable's arena,
+// (512 KiB up to a 16 MiB budget, 2 MiB from 64 MiB up). The memtable's arena,
 // about 1.3 times this, lives on the Go heap from Open on; everything else
 // badger holds is mapped files or off by the tuning above.
 func MemTableSizeFor(budget int64) int64 {
