@@ -28,9 +28,12 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
 		WithCompression(options.None).
-		// Small tables and few levels for a cache of a few to a few tens
-		// of MB.
-		WithBaseTableSize(1 << 20).
+		// Small tables and few levels: with the values in the value log
+		// the tables hold keys, pointers and listing times (about 1 MB
+		// for a full directory). A table builder starts with a buffer of
+		// twice BaseTableSize on the Go heap, for every memtable flush
+		// and compaction.
+		WithBaseTableSize(256 << 10).
 		WithBaseLevelSize(4 << 20).
 		WithMaxLevels(4).
 		WithNumLevelZeroTables(2).
