@@ -94,6 +94,9 @@ type Client struct {
 	// environment (any value, "off" included) or the limit was already
 	// set; it is process-wide, so set this when the app manages the
 	// limit itself or keeps a large heap of its own. Close restores it.
+	// Below SmallMemoryBudget the client also sets GOGC to 50 with the
+	// limit (unless GOGC is in the environment or already changed);
+	// KeepGoMemoryLimit leaves that alone too.
 	KeepGoMemoryLimit bool
 	// KeepPadding keeps Tor's link padding on. By default the client asks
 	// relays to stop padding its links (PADDING_NEGOTIATE STOP), as C
@@ -142,6 +145,8 @@ type core struct {
 	quota   *memquota.Tracker
 	pool    *cell.Pool
 	goLimit int64
+	// gcPercent is the GOGC the client set with the limit, or 0.
+	gcPercent int
 	// goLimitNow is the limit in force: goLimit, or more while gcGuard
 	// holds it raised.
 	goLimitNow atomic.Int64
@@ -298,6 +303,7 @@ func (c *Client) start() (*core, error) {
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	k.goLimit = setGoMemoryLimit(c, plan, logf)
 	k.goLimitNow.Store(k.goLimit)
+	k.gcPercent = setGCPercent(plan, k.goLimit)
 	if k.goLimit != 0 {
 		k.wg.Add(1)
 		go func() {
@@ -427,6 +433,7 @@ func (k *core) close() error {
 	}
 	k.quota.Close()
 	restoreGoMemoryLimit(k.goLimitNow.Load())
+	restoreGCPercent(k.gcPercent)
 	k.events.close()
 	if k.ownStore && k.store != nil {
 		k.store.Close()

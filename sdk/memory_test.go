@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestPlanMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := MemoryPlan{Budget: 16 << 20, Reserve: 2 << 20, GoLimit: 14 << 20, Directory: DirectoryAllowance,
-		QueueLimit: 2 << 20, QueueLowWater: 3 << 19, QueueHardLimit: 9 << 18, PoolCells: 5164}
+		QueueLimit: 2 << 20, QueueLowWater: 3 << 19, QueueHardLimit: 9 << 18, PoolCells: 5164, GCPercent: 50}
 	if p != want {
 		t.Fatalf("16 MiB: %+v\nwant      %+v", p, want)
 	}
@@ -38,6 +39,13 @@ func TestPlanMemory(t *testing.T) {
 		}
 		if p.GoLimit+p.Reserve != b || p.QueueLowWater >= p.QueueLimit || p.QueueHardLimit <= p.QueueLimit {
 			t.Errorf("%d: %+v", b, p)
+		}
+		want := 0
+		if b < SmallMemoryBudget {
+			want = 50
+		}
+		if p.GCPercent != want {
+			t.Errorf("%d: GCPercent %d", b, p.GCPercent)
 		}
 		if p.QueueLimit < 512<<10 || p.QueueLimit > 64<<20 {
 			t.Errorf("%d: queue limit %d out of range", b, p.QueueLimit)
@@ -126,6 +134,62 @@ func TestGoMemoryLimit(t *testing.T) {
 	c4.Close()
 	if got := debug.SetMemoryLimit(-1); got != 100<<20 {
 		t.Fatalf("the app's limit became %d", got)
+	}
+}
+
+// TestGCPercent: below SmallMemoryBudget the client sets GOGC 50 with the
+// memory limit and restores 100 at Close; it leaves an app's own setting,
+// and sets nothing when it does not set the limit (KeepGoMemoryLimit).
+func TestGCPercent(t *testing.T) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		t.Skip("GOMEMLIMIT is set for this test process")
+	}
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		t.Skip("GOGC is set for this test process")
+	}
+	if old := debug.SetMemoryLimit(-1); old != math.MaxInt64 {
+		t.Skipf("this process already has a Go memory limit (%d)", old)
+	}
+	gogc := func() int { v := debug.SetGCPercent(100); debug.SetGCPercent(v); return v }
+	if gogc() != 100 {
+		t.Skipf("GOGC is %d in this process", gogc())
+	}
+	mk := func(keep bool) *Client {
+		// The smallest budget: its Go limit (10 MiB) must stay above
+		// twice the heap the other tests left, or the limit is not set.
+		runtime.GC()
+		c := &Client{DataDir: t.TempDir(), Authorities: []string{testAuthority}, MemoryBudget: MinMemoryBudget, KeepGoMemoryLimit: keep}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := mk(false)
+	if !c.Stats().Memory.GoMemoryLimitSet {
+		c.Close()
+		t.Skip("the client did not set the memory limit (this process's heap is too large)")
+	}
+	if got := gogc(); got != 50 {
+		t.Errorf("GOGC %d after Start at %d MiB, want 50", got, MinMemoryBudget>>20)
+	}
+	c.Close()
+	if got := gogc(); got != 100 {
+		t.Errorf("GOGC %d after Close, want 100", got)
+	}
+	c = mk(true)
+	if got := gogc(); got != 100 {
+		t.Errorf("KeepGoMemoryLimit: GOGC %d", got)
+	}
+	c.Close()
+	debug.SetGCPercent(80)
+	defer debug.SetGCPercent(100)
+	c = mk(false)
+	if got := gogc(); got != 80 {
+		t.Errorf("the app's GOGC 80 became %d", got)
+	}
+	c.Close()
+	if got := gogc(); got != 80 {
+		t.Errorf("the app's GOGC 80 became %d after Close", got)
 	}
 }
 
