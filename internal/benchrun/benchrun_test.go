@@ -400,6 +400,7 @@ func TestReport(t *testing.T) {
 		"| cold | start → directory ready (C tor: 75 %, enough directory info) | 3.00 s (2.00–6.00 s) | 4.00 s (3.00–4.00 s) | 0.75× (0.50–2.00×) |",
 		"### Failed runs", "tor exited", "Not measured yet: testnet50",
 		"2 cores (test cpu)",
+		"The onionlite binary's build was not recorded", "* **The onionlite binary** is the lean client build",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q", want)
@@ -548,8 +549,8 @@ func TestDisplayPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = displayCommand("onionlite bench --out " + filepath.Join(wd, "docs", "bench") + " --work /tmp/x/work")
-	if want := "onionlite bench --out docs/bench --work .../work"; got != want {
+	got = displayCommand("onionlite bench --out " + filepath.Join(wd, "docs", "bench") + " --work /tmp/x/work --client-bin=/tmp/x/onionlite-client")
+	if want := "onionlite bench --out docs/bench --work .../work --client-bin=.../onionlite-client"; got != want {
 		t.Errorf("displayCommand: %q, want %q", got, want)
 	}
 }

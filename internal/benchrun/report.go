@@ -220,6 +220,7 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	} else {
 		b.WriteString(" onionlite had no conflux (not implemented then); C tor ran with its default, conflux on.")
 	}
+	writeBuild(b, e.Build)
 	if s.Incomplete {
 		b.WriteString(" **This set is incomplete: the run stopped part-way.**")
 	}
@@ -340,6 +341,23 @@ func writeSet(b *strings.Builder, s *Set, rel string) {
 	}
 }
 
+// writeBuild states how the measured onionlite binary was built
+// (Env.Build).
+func writeBuild(b *strings.Builder, build string) {
+	flags, linking, _ := strings.Cut(build, "; ")
+	if linking != "" {
+		linking = ", " + linking
+	}
+	switch {
+	case build == "":
+		b.WriteString(" The onionlite binary's build was not recorded (the harness measured its own binary then: the whole CLI with its developer commands).")
+	case leanBuild(build):
+		fmt.Fprintf(b, " The onionlite binary is the lean client build (`%s`%s): no developer commands.", flags, linking)
+	default:
+		fmt.Fprintf(b, " The onionlite binary is the whole CLI with its developer commands (`%s`%s).", flags, linking)
+	}
+}
+
 // sources lists onionlite's consensus sources over the repetitions.
 func sources(runs []Run, network, profile, scenario string) string {
 	var out []string
@@ -366,6 +384,12 @@ func writeMethod(b *strings.Builder, res *Results) {
   fetch scenarios), with ` + "`--proxy socks5://…`" + `; C tor is Debian's tor as a client (` + "`internal/testnet`" + ` client torrc) with
   ` + "`Socks5Proxy`" + `. Every client run gets its own shaping proxy (` + "`internal/testnet/slowlink`" + `), so all of a run's relay
   connections share one emulated link and one byte meter, the same code for both clients.
+* **The onionlite binary** is the lean client build that ` + "`scripts/bench`" + ` makes and passes with ` + "`--client-bin`" + `:
+  ` + "`CGO_ENABLED=0 go build -tags nodev ./cmd/onionlite`" + `, the CLI without its developer commands (this harness, the test
+  network, the slow-link proxy), statically linked. The pages of its own binary a process touches count in its resident set
+  (RssFile; the kernel maps them in chunks of 64 KiB around each touched page), so code no client app has, and libc's and the
+  dynamic loader's pages, would count as onionlite's memory. Each set states the build as read from the binary's build
+  information (` + "`onionlite_build`" + ` in results.json).
 * **Links.** Rate and delay apply in each direction and are shared by all of the run's connections; RTT is twice the one-way
   delay. "lossy" resets the connection that carries every 200,000th byte through the proxy.
 * **Order.** For each link and repetition: onionlite, then C tor (A/B), each with a fresh data directory. Before each cold start
@@ -401,21 +425,26 @@ func writeMethod(b *strings.Builder, res *Results) {
 
 // displayCommand shows a recorded command line without machine paths:
 // an absolute path inside the working directory becomes relative to it,
-// any other absolute path keeps only its last element.
+// any other absolute path keeps only its last element. A flag's value
+// (--client-bin=/abs/path) is shown the same way.
 func displayCommand(cmd string) string {
 	wd, _ := os.Getwd()
 	f := strings.Fields(cmd)
 	for i, a := range f {
+		prefix := ""
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "-") {
+			prefix, a = k+"=", v
+		}
 		if !filepath.IsAbs(a) {
 			continue
 		}
 		if wd != "" {
 			if rel, err := filepath.Rel(wd, a); err == nil && !strings.HasPrefix(rel, "..") {
-				f[i] = rel
+				f[i] = prefix + rel
 				continue
 			}
 		}
-		f[i] = ".../" + filepath.Base(a)
+		f[i] = prefix + ".../" + filepath.Base(a)
 	}
 	return strings.Join(f, " ")
 }

@@ -178,7 +178,13 @@ type Env struct {
 	MemoryBudget string `json:"onionlite_memory_budget,omitempty"`
 	// Conflux is onionlite's --conflux policy in the set ("": before
 	// conflux, always off).
-	Conflux string  `json:"onionlite_conflux,omitempty"`
+	Conflux string `json:"onionlite_conflux,omitempty"`
+	// Build is how the measured onionlite binary was built, read from
+	// the build information in it (ClientBuild): "CGO_ENABLED=0
+	// -tags=nodev; statically linked" for the lean client build
+	// scripts/bench measures. "": not recorded (before --client-bin the
+	// harness measured its own binary, the whole CLI).
+	Build   string  `json:"onionlite_build,omitempty"`
 	Quick   bool    `json:"quick"`
 	Seconds float64 `json:"seconds"` // wall time of the set, network start included
 }

@@ -15,11 +15,13 @@ import (
 
 func TestMain(m *testing.M) { testnet.Main(m, testnet.Config{Interval: 20 * time.Second}) }
 
-// buildCLI builds the onionlite command into dir.
+// buildCLI builds the onionlite command into dir as scripts/bench builds
+// the measured client: the lean build, CGO_ENABLED=0 -tags nodev.
 func buildCLI(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "onionlite")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/onionlite/onionlite/cmd/onionlite")
+	cmd := exec.Command("go", "build", "-tags", "nodev", "-o", bin, "github.com/onionlite/onionlite/cmd/onionlite")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -95,7 +97,8 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(string(md), "| "+sc.Name()+" | start → directory ready") || strings.Contains(string(md), "### Failed runs") ||
 		!strings.Contains(string(md), "| "+sc.Name()+" | peak anonymous memory (RssAnon), sampled |") ||
-		!strings.Contains(string(md), "| "+sc.Name()+" | peak file-backed memory (RssFile), sampled |") {
+		!strings.Contains(string(md), "| "+sc.Name()+" | peak file-backed memory (RssFile), sampled |") ||
+		!strings.Contains(string(md), "The onionlite binary is the lean client build (`CGO_ENABLED=0 -tags=nodev") {
 		t.Fatalf("report:\n%s", md)
 	}
 }

@@ -56,7 +56,10 @@ func NetworkByName(name string) (NetworkSpec, bool) {
 
 // Options configure one invocation of the suite.
 type Options struct {
-	Bin string // the onionlite CLI (run as a child for every onionlite run)
+	// Bin is the onionlite CLI run as a child for every onionlite run
+	// (scripts/bench: the lean client build, CGO_ENABLED=0 -tags nodev).
+	// The set records how it was built (Env.Build).
+	Bin string
 	// Commit describes the checkout Bin was built from, taken when the
 	// invocation began, for a binary without VCS stamps (-buildvcs=false):
 	// later sets must not take a HEAD that moved during the run. ""
@@ -573,6 +576,7 @@ func CollectEnv(o Options) Env {
 			e.TorVersion = "tor " + strings.TrimPrefix(v, "Tor version ")
 		}
 	}
+	e.Build = ClientBuild(o.Bin)
 	if e.Commit = binaryCommit(o.Bin); e.Commit == "" {
 		e.Commit = o.Commit
 	}
