@@ -297,6 +297,10 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 	cached, live, recent := b.loadCache()
 
 	if live != nil {
+		// The stored text (2–3 MB for a full consensus) is only a diff
+		// base for the fetch below; let it go while the view is built
+		// and read it again if that fails.
+		cached = nil
 		b.count(func(s *Stats) { s.ConsensusSource = SourceCache })
 		bld, err := netdir.NewBuilder(live, nil)
 		if err != nil {
@@ -315,6 +319,9 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 			return err
 		} else {
 			b.logf("bootstrap: cached consensus unusable (%v); fetching a new one", err)
+		}
+		if c, err := b.cfg.Store.Consensus(flavor); err == nil {
+			cached = c
 		}
 	}
 
