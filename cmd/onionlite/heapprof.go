@@ -36,7 +36,7 @@ func heapPeakProfiler(path string) {
 		if rss := selfRSS(); rss > rssMax+256<<10 {
 			rssMax = rss
 			if b, err := os.ReadFile("/proc/self/smaps"); err == nil {
-				os.WriteFile(path+".smaps", b, 0o644)
+				os.WriteFile(path+".smaps", append(b, memClasses()...), 0o644)
 			}
 		}
 		metrics.Read(s)
@@ -70,4 +70,28 @@ func selfRSS() uint64 {
 	}
 	n, _ := strconv.ParseUint(f[1], 10, 64)
 	return n * uint64(os.Getpagesize())
+}
+
+// memClasses lists the runtime's /memory/classes metrics, one per line,
+// for the smaps copy: where the Go runtime's own share of the anonymous
+// memory goes.
+func memClasses() []byte {
+	var b []byte
+	var s []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") {
+			s = append(s, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(s)
+	b = append(b, "# runtime/metrics\n"...)
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindUint64 {
+			b = append(b, x.Name...)
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, x.Value.Uint64(), 10)
+			b = append(b, '\n')
+		}
+	}
+	return b
 }
