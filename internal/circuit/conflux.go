@@ -43,6 +43,7 @@ type Conflux struct {
 	recvMu    sync.Mutex
 	delivered uint64 // the absolute sequence number last delivered
 	ooo       oooHeap
+	oooAge    oooAges
 
 	// Memory: the set's account (streams' accounts below it) charges
 	// the cells held out of order.
@@ -71,11 +72,49 @@ type confluxLeg struct {
 
 // oooCell is a sequenced cell that arrived before its turn.
 type oooCell struct {
-	seq  uint64
-	b    *cell.Cell
-	hdr  cell.RelayHeader
-	body []byte // aliases b
-	at   time.Time
+	seq     uint64
+	b       *cell.Cell
+	hdr     cell.RelayHeader
+	body    []byte // aliases b
+	arrival uint64 // its number in oooAges
+}
+
+// oooAges keeps the arrival times of the cells held out of order, in
+// arrival order, so that the oldest one still held is known at once:
+// cells leave in sequence order, which is not their arrival order. An
+// age that stayed the first queued cell's until the queue emptied made a
+// set whose queue never emptied under load (two busy legs) look like the
+// holder of the oldest data, and the quota reclaimed it whole, every
+// stream on it, instead of the streams whose readers stalled.
+type oooAges struct {
+	at   []time.Time
+	gone []bool
+	base uint64 // arrival number of at[0]
+}
+
+// add records an arrival at t and returns its number.
+func (a *oooAges) add(t time.Time) uint64 {
+	a.at = append(a.at, t)
+	a.gone = append(a.gone, false)
+	return a.base + uint64(len(a.at)-1)
+}
+
+// remove forgets arrival n.
+func (a *oooAges) remove(n uint64) {
+	a.gone[n-a.base] = true
+	i := 0
+	for i < len(a.gone) && a.gone[i] {
+		i++
+	}
+	a.at, a.gone, a.base = a.at[i:], a.gone[i:], a.base+uint64(i)
+}
+
+// oldest returns the earliest arrival still held.
+func (a *oooAges) oldest() (time.Time, bool) {
+	if len(a.at) == 0 {
+		return time.Time{}, false
+	}
+	return a.at[0], true
 }
 
 type oooHeap []oooCell
@@ -384,11 +423,9 @@ func (x *Conflux) handleSequenced(c *Circuit, b *cell.Cell, hdr cell.RelayHeader
 		x.pool.Put(b)
 		return err
 	}
-	now := x.cfg.Clock.Now()
-	if x.ooo.Len() == 0 {
-		x.oldest.Set(now)
-	}
-	heap.Push(&x.ooo, oooCell{seq: seq, b: b, hdr: hdr, body: body, at: now})
+	n := x.oooAge.add(x.cfg.Clock.Now())
+	heap.Push(&x.ooo, oooCell{seq: seq, b: b, hdr: hdr, body: body, arrival: n})
+	x.setOldestLocked()
 	return nil
 }
 
@@ -402,17 +439,23 @@ func (x *Conflux) drainLocked() error {
 		q := heap.Pop(&x.ooo).(oooCell)
 		x.part.Release(queuedOOOCost)
 		x.delivered++
-		if x.ooo.Len() == 0 {
-			x.oldest.Clear()
-		}
-		// Otherwise the age stays the first queued cell's until the queue
-		// empties: it can only overstate the age, as for a circuit's
-		// window waiters.
+		x.oooAge.remove(q.arrival)
+		x.setOldestLocked()
 		if err := x.deliver(q.b, q.hdr, q.body); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setOldestLocked tells the quota the age of the oldest cell held out of
+// order (none: the set holds nothing). Callers hold recvMu.
+func (x *Conflux) setOldestLocked() {
+	if t, ok := x.oooAge.oldest(); ok {
+		x.oldest.Set(t)
+	} else {
+		x.oldest.Clear()
+	}
 }
 
 // deliver hands one in-order cell to its stream; it owns b.
@@ -475,6 +518,7 @@ func (x *Conflux) closeWith(err error) bool {
 		x.pool.Put(q.b)
 		x.part.Release(queuedOOOCost)
 	}
+	x.oooAge = oooAges{}
 	x.oldest.Clear()
 	x.recvMu.Unlock()
 	x.part.Close()
