@@ -231,7 +231,7 @@ func restoreGoMemoryLimit(set int64) {
 }
 
 // smallBudgetGCPercent is MemoryPlan.GCPercent below SmallMemoryBudget.
-// In one replay of the full-scale 2019 bootstrap at the 16 MiB budget,
+// In replays of the full-scale 2019 bootstrap at the 16 MiB budget,
 // GOGC=50 lowered the peak anonymous memory by a few MB at no measurable
 // CPU cost; the memory limit still bounds the heap when it is large.
 const smallBudgetGCPercent = 50
