@@ -100,6 +100,13 @@ func (f *fetcher) circuitTo(ctx context.Context, s *source) (*circuit.Circuit, e
 	}
 	ch, err := f.b.cfg.Channels.Get(ctx, s.target())
 	if err != nil {
+		var cs *channel.ClockSkewError
+		if errors.As(err, &cs) {
+			// Its certificates are not valid by our clock and its
+			// clock is far from ours: the same for every relay.
+			f.b.noteSkew(-cs.Skew)
+			return nil, &ClockSkewError{Skew: -cs.Skew, Err: err}
+		}
 		return nil, err
 	}
 	if skew, ok := ch.ClockSkew(); ok {

@@ -28,6 +28,28 @@ var ErrProtocol = errors.New("channel: link protocol violation")
 // ErrIdentity is matched (errors.Is) by an *IdentityError.
 var ErrIdentity = errors.New("channel: relay identity is not the expected one")
 
+// ClockSkewThreshold is how far the relay's NETINFO time must be from our
+// clock for a certificate that failed only on time to be reported as a
+// ClockSkewError.
+const ClockSkewThreshold = time.Hour
+
+// ClockSkewError reports a handshake that failed because the relay's
+// certificates are not valid at our clock's time while the relay's
+// NETINFO clock is more than ClockSkewThreshold from ours: most likely our
+// clock is wrong. The channel is not opened (nothing is trusted on the
+// relay's word); Skew is the relay's clock minus ours, as
+// Channel.ClockSkew.
+type ClockSkewError struct {
+	Skew time.Duration
+	Err  error
+}
+
+func (e *ClockSkewError) Error() string {
+	return fmt.Sprintf("%v (the relay's clock is %v from ours)", e.Err, e.Skew.Round(time.Second))
+}
+
+func (e *ClockSkewError) Unwrap() error { return e.Err }
+
 // IdentityError reports a relay that proved identities other than the
 // ones expected of it. The channel is not opened.
 type IdentityError struct {
@@ -179,6 +201,10 @@ func (ch *Channel) readVersions() (int, error) {
 // padding), verifying CERTS when it arrives.
 func (ch *Channel) readResponderCells(t Target, linkCert []byte) error {
 	gotCerts := false
+	// certTime holds a CERTS failure that is only about time: the
+	// handshake still fails, but reads on to NETINFO so that the error
+	// can say whether our clock is the likely cause.
+	var certTime error
 	for {
 		var hdr [cell.HeaderLen]byte
 		if _, err := io.ReadFull(ch.br, hdr[:]); err != nil {
@@ -207,7 +233,10 @@ func (ch *Channel) readResponderCells(t Target, linkCert []byte) error {
 					return protoErr("second CERTS cell")
 				}
 				if err := ch.checkCerts(p, t, linkCert); err != nil {
-					return err
+					if !errors.Is(err, torcrypto.ErrCertTime) {
+						return err
+					}
+					certTime = err
 				}
 				gotCerts = true
 			case cell.CmdAuthChallenge:
@@ -244,6 +273,12 @@ func (ch *Channel) readResponderCells(t Target, linkCert []byte) error {
 			if n.Time != 0 {
 				ch.skew = time.Unix(int64(n.Time), 0).Sub(ch.cfg.Clock.Now())
 				ch.skewKnown = true
+			}
+			if certTime != nil {
+				if ch.skewKnown && (ch.skew > ClockSkewThreshold || ch.skew < -ClockSkewThreshold) {
+					return &ClockSkewError{Skew: ch.skew, Err: certTime}
+				}
+				return certTime
 			}
 			return nil
 		default:

@@ -127,6 +127,29 @@ func TestRealRelayWrongIdentity(t *testing.T) {
 	}
 }
 
+// TestRealRelayClockSkew: with our clock three days fast, the relay's
+// link certificate (tor makes them for two days) has expired by our
+// clock. The handshake fails, but reads on to the relay's NETINFO and
+// says our clock is the likely cause: a ClockSkewError with the relay's
+// clock about three days behind, wrapping the certificate error. Five
+// years fast, every certificate has expired and the same holds.
+func TestRealRelayClockSkew(t *testing.T) {
+	n := testnet.Shared(t)
+	check := testnet.CheckGoroutines(t)
+	defer check()
+	a := target(t, n.Nodes()[0])
+	for _, off := range []time.Duration{72 * time.Hour, 5 * 365 * 24 * time.Hour} {
+		_, err := dial(t, &channel.Config{Clock: clock.Offset{D: off}}, a)
+		var cs *channel.ClockSkewError
+		if !errors.As(err, &cs) || !errors.Is(err, torcrypto.ErrCertTime) || !errors.Is(err, torcrypto.ErrCertificate) {
+			t.Fatalf("clock %v fast: %v, want a ClockSkewError wrapping a certificate time error", off, err)
+		}
+		if d := cs.Skew + off; d < -time.Minute || d > time.Minute {
+			t.Errorf("clock %v fast: skew %v", off, cs.Skew)
+		}
+	}
+}
+
 // TestRealRelayCreateFastDestroy registers a circuit by hand, sends
 // CREATE_FAST and expects CREATED_FAST; then a DESTROY.
 func TestRealRelayCreateFastDestroy(t *testing.T) {

@@ -21,6 +21,16 @@ func certErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCertificate, fmt.Sprintf(format, args...))
 }
 
+// ErrCertTime is wrapped, besides ErrCertificate, by failures that are
+// only about time: a certificate that is otherwise good has expired, or
+// is not valid yet, at the time it was checked at. With a wrong local
+// clock every relay's certificates fail this way.
+var ErrCertTime = errors.New("torcrypto: certificate not valid at this time")
+
+func certTimeErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrCertificate, ErrCertTime, fmt.Sprintf(format, args...))
+}
+
 // Ed25519 certificate types (cert-spec A.1).
 const (
 	CertEdIDSigning   uint8 = 4 // Ed25519 signing key, signed by the identity key
@@ -129,7 +139,7 @@ func (c *Ed25519Cert) Check(signer ed25519.PublicKey, now time.Time) error {
 		return certErr("type %d certificate signature", c.Type)
 	}
 	if !now.Before(c.Expires) {
-		return certErr("type %d certificate expired at %s", c.Type, c.Expires.UTC().Format(time.RFC3339))
+		return certTimeErr("type %d certificate expired at %s", c.Type, c.Expires.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -173,7 +183,7 @@ func (c *RSACrosscert) Check(pub *rsa.PublicKey, now time.Time) error {
 		return certErr("RSA cross-certificate signature")
 	}
 	if !now.Before(c.Expires) {
-		return certErr("RSA cross-certificate expired at %s", c.Expires.UTC().Format(time.RFC3339))
+		return certTimeErr("RSA cross-certificate expired at %s", c.Expires.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -204,7 +214,7 @@ func CheckRSAIdentityCert(der []byte, now time.Time) (*rsa.PublicKey, error) {
 		return nil, certErr("RSA identity certificate self-signature: %v", err)
 	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-		return nil, certErr("RSA identity certificate valid %s to %s, not at %s",
+		return nil, certTimeErr("RSA identity certificate valid %s to %s, not at %s",
 			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return pub, nil
