@@ -65,6 +65,11 @@ type Stats struct {
 	Requests, RequestFailures int
 	// DiffsApplied and DiffsFailed count consensus diffs.
 	DiffsApplied, DiffsFailed int
+	// DiffsDeclined counts requests for a diff that a source answered
+	// with the whole consensus (a directory cache serves the whole
+	// document when it has no diff from our base, for example while it
+	// is still computing its diffs for a new consensus).
+	DiffsDeclined int
 	// Refreshes counts completed refresh rounds after the bootstrap.
 	Refreshes int
 	// StoreErrors counts failed writes to the store (the client keeps

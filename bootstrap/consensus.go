@@ -266,6 +266,9 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 		b.mu.Lock()
 		b.byKind[kind] -= resp.WireBytes
 		b.byKind[got] += resp.WireBytes
+		if kind == kindDiff && got == kindConsensus {
+			b.stats.DiffsDeclined++
+		}
 		b.mu.Unlock()
 	}
 	if bytes.HasPrefix(text, diffPrefix) {
