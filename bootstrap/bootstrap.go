@@ -308,11 +308,12 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		cached = nil
 		b.count(func(s *Stats) { s.ConsensusSource = SourceCache })
 		bld, err := netdir.NewBuilder(live, nil)
+		live = nil // bld has what it needs; let the parse go
 		if err != nil {
 			return err
 		}
 		b.addStoredMicrodescs(bld)
-		if err := b.completeMicrodescs(ctx, bld, live, nil); err == nil {
+		if err := b.completeMicrodescs(ctx, bld, nil); err == nil {
 			nd, err := bld.Build()
 			if err != nil {
 				return err
@@ -343,11 +344,14 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 	}
 	b.count(func(s *Stats) { s.ConsensusSource = src })
 	bld, err := netdir.NewBuilder(cons, nil)
+	// The parsed consensus (over a megabyte at full scale) is not held
+	// while microdescriptors download: bld has what it needs of it.
+	cons = nil
 	if err != nil {
 		return err
 	}
 	b.addStoredMicrodescs(bld)
-	if err := b.completeMicrodescs(ctx, bld, cons, nil); err != nil {
+	if err := b.completeMicrodescs(ctx, bld, nil); err != nil {
 		return err
 	}
 	nd, err := bld.Build()
@@ -355,7 +359,7 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	b.publish(nd)
-	b.markStored(cons)
+	b.markStored(nd)
 	b.markReady(start)
 	return nil
 }

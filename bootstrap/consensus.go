@@ -390,18 +390,18 @@ func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) err
 	return nil
 }
 
-// markStored records in the store that the consensus's microdescriptors
-// are listed now, and prunes those no recent consensus listed.
-func (b *Bootstrapper) markStored(c *netdoc.Consensus) {
-	digests := make([][32]byte, len(c.Relays))
-	keep := make(map[[32]byte]struct{}, len(c.Relays))
-	for i := range c.Relays {
-		digests[i] = c.Relays[i].MicrodescDigest
+// markStored records in the store that the microdescriptors of nd's
+// consensus are listed now, and prunes those no recent consensus listed.
+func (b *Bootstrapper) markStored(nd *netdir.NetDir) {
+	digests := make([][32]byte, nd.Len())
+	keep := make(map[[32]byte]struct{}, len(digests))
+	for i := range digests {
+		digests[i] = nd.MicrodescDigest(netdir.RelayIndex(i))
 		keep[digests[i]] = struct{}{}
 	}
-	b.storeErr("listing times", b.cfg.Store.MarkListed(c.ValidAfter, digests))
+	b.storeErr("listing times", b.cfg.Store.MarkListed(nd.ValidAfter(), digests))
 	// Keep what any consensus of the last week listed, as C tor does.
-	n, err := b.cfg.Store.PruneMicrodescs(func(d [32]byte) bool { _, ok := keep[d]; return ok }, c.ValidAfter.Add(-7*24*time.Hour))
+	n, err := b.cfg.Store.PruneMicrodescs(func(d [32]byte) bool { _, ok := keep[d]; return ok }, nd.ValidAfter().Add(-7*24*time.Hour))
 	b.storeErr("pruning", err)
 	if n > 0 {
 		b.logf("bootstrap: pruned %d microdescriptors no recent consensus lists", n)

@@ -89,22 +89,9 @@ func preferSources(first, all []*source) []*source {
 	return out
 }
 
-// dirGuardSources asks the DirGuards hook for the directory guards of nd,
-// or of a provisional view of cons (no microdescriptors) when nd is nil.
-func (b *Bootstrapper) dirGuardSources(nd *netdir.NetDir, cons *netdoc.Consensus) []*source {
-	if b.cfg.DirGuards == nil || len(b.cfg.Bridges) > 0 {
-		return nil
-	}
-	if nd == nil && cons != nil {
-		bld, err := netdir.NewBuilder(cons, nil)
-		if err != nil {
-			return nil
-		}
-		if nd, err = bld.Build(); err != nil {
-			return nil
-		}
-	}
-	if nd == nil {
+// dirGuardSources asks the DirGuards hook for the directory guards of nd.
+func (b *Bootstrapper) dirGuardSources(nd *netdir.NetDir) []*source {
+	if b.cfg.DirGuards == nil || len(b.cfg.Bridges) > 0 || nd == nil {
 		return nil
 	}
 	var out []*source
@@ -125,12 +112,13 @@ type mdBatch struct {
 // completeMicrodescs fetches every microdescriptor bld still misses, in
 // large batches spread over up to Parallel caches, and fails only if the
 // result is not enough to build circuits. nd, when not nil, is the
-// previous view: it names caches with known keys.
-func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Builder, cons *netdoc.Consensus, nd *netdir.NetDir) error {
+// previous view: it names caches with known keys; when nil, caches and
+// directory guards are chosen from bld's view of the consensus alone.
+func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir) error {
 	missing := bld.MissingMicrodescs()
 	if len(missing) > 0 {
 		b.phase(PhaseMicrodescs, 50, fmt.Sprintf("downloading %d microdescriptors", len(missing)))
-		b.fetchMicrodescs(ctx, bld, cons, nd, missing)
+		b.fetchMicrodescs(ctx, bld, nd, missing)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -144,7 +132,7 @@ func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Build
 	return nil
 }
 
-func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder, cons *netdoc.Consensus, nd *netdir.NetDir, missing [][32]byte) {
+func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir, missing [][32]byte) {
 	// How many caches to use: enough that each gets a batch that
 	// compresses well, at most Parallel.
 	k := min(b.parallel, (len(missing)+minMicrodescsPerSource-1)/minMicrodescsPerSource)
@@ -155,14 +143,20 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 		queue = append(queue, &mdBatch{digests: missing[i:min(i+per, len(missing))]})
 	}
 
-	var sources []*source
-	if nd != nil {
-		sources = b.cacheSources(nd, 4*b.parallel, nil)
-	} else {
-		sources = b.consensusCacheSources(cons, 4*b.parallel, nil)
+	if nd == nil {
+		// A cold bootstrap: the consensus alone (dropped once bld was
+		// made) names the caches, weighted as for directory requests.
+		prov, err := bld.Provisional()
+		if err != nil {
+			b.logf("bootstrap: %v", err)
+			return
+		}
+		nd = prov
 	}
+	sources := b.cacheSources(nd, 4*b.parallel, nil)
 	sources = append(sources, b.bootstrapSources(nil)...) // authorities last
-	guards := b.dirGuardSources(nd, cons)
+	guards := b.dirGuardSources(nd)
+	nd = nil
 	// The cache that just served the consensus goes first: reusing its
 	// open circuit saves a TLS handshake and several round trips, which
 	// on a slow link cost more than the parallelism gains. Authorities

@@ -176,16 +176,17 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 		// a diff from something we did not verify is not wanted.
 		cached = nil
 	}
-	sources := preferSources(b.dirGuardSources(prev, nil), b.bootstrapSources(prev))
+	sources := preferSources(b.dirGuardSources(prev), b.bootstrapSources(prev))
 	cons, src, err := b.fetchConsensus(ctx, sources, cached, true, true)
 	if err != nil {
 		return err
 	}
 	bld, err := netdir.NewBuilder(cons, prev)
+	cons = nil // bld has what it needs of it
 	if err != nil {
 		return err
 	}
-	if err := b.completeMicrodescs(ctx, bld, cons, prev); err != nil {
+	if err := b.completeMicrodescs(ctx, bld, prev); err != nil {
 		return err
 	}
 	nd, err := bld.Build()
@@ -193,7 +194,7 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 		return err
 	}
 	b.publish(nd)
-	b.markStored(cons)
+	b.markStored(nd)
 	b.count(func(s *Stats) { s.Refreshes++; s.ConsensusSource = src })
 	return nil
 }

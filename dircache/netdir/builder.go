@@ -25,8 +25,13 @@ var (
 // DirInfo for progress, then call Build once. A Builder is not safe for
 // concurrent use.
 type Builder struct {
-	c     *netdoc.Consensus
 	nd    *NetDir
+	// What Build and markMD still need of the consensus, copied so that
+	// the caller can drop the parsed consensus (over a megabyte at full
+	// scale) while microdescriptors download.
+	nicks []string          // nicknames, for families that name relays so
+	noEd  []uint64          // bit i: relay i has NoEdConsensus
+	cv6   []indexedAddrPort // consensus IPv6 ORPorts ("a" lines), by index
 	prev  *NetDir
 	extra []mdExtra
 	byMD  []uint32 // relay indices sorted by microdescriptor digest
@@ -36,6 +41,11 @@ type Builder struct {
 
 // mdExtra is what a relay's microdescriptor contributes beyond the
 // arrays: the sources its family and policies are interned from at Build.
+type indexedAddrPort struct {
+	i uint32
+	a netip.AddrPort
+}
+
 type mdExtra struct {
 	fam     familySource
 	p4, p6  *netdoc.PortPolicy
@@ -47,7 +57,8 @@ type mdExtra struct {
 // nil, every relay whose microdescriptor digest prev knows is filled in
 // from prev (identities and keys, family, policies), so only new
 // microdescriptors need adding; prev is not modified, and may be any
-// earlier NetDir, including one built from the same consensus.
+// earlier NetDir, including one built from the same consensus. The
+// Builder keeps no reference to c.
 func NewBuilder(c *netdoc.Consensus, prev *NetDir) (*Builder, error) {
 	if c == nil || len(c.Relays) == 0 {
 		return nil, fmt.Errorf("%w: no relays", ErrBadConsensus)
@@ -104,7 +115,19 @@ func NewBuilder(c *netdoc.Consensus, prev *NetDir) (*Builder, error) {
 	}
 	nd.weights = newWeightTable(c.BandwidthWeights, nd.params, n, maxBW)
 
-	b := &Builder{c: c, nd: nd, prev: prev, extra: make([]mdExtra, n)}
+	b := &Builder{nd: nd, prev: prev, extra: make([]mdExtra, n),
+		nicks: make([]string, n), noEd: make([]uint64, (n+63)/64)}
+	for i := range c.Relays {
+		rs := &c.Relays[i]
+		b.nicks[i] = rs.Nickname
+		if rs.Flags&netdoc.FlagNoEdConsensus != 0 {
+			b.noEd[i/64] |= 1 << (i % 64)
+		}
+		if a := rs.IPv6; a.IsValid() && a.Addr().Is6() {
+			b.cv6 = append(b.cv6, indexedAddrPort{uint32(i), a})
+		}
+	}
+	b.cv6 = slices.Clip(b.cv6)
 	b.byMD, b.mdKey = sortByDigest(nd.mds, nil)
 	if prev != nil {
 		b.reuse(prev)
@@ -151,7 +174,7 @@ func (b *Builder) markMD(i int, hasEd bool) {
 	}
 	f |= FlagHasMicrodesc
 	f &^= FlagHasEd25519
-	if hasEd && b.c.Relays[i].Flags&netdoc.FlagNoEdConsensus == 0 {
+	if hasEd && b.noEd[i/64]&(1<<(i%64)) == 0 {
 		f |= FlagHasEd25519
 	}
 	b.nd.flags[i] = f
@@ -218,6 +241,30 @@ func (b *Builder) DirInfo() DirInfo {
 // EXTEND2).
 func (b *Builder) MissingMicrodescs() [][32]byte { return missing(b.nd) }
 
+// Provisional returns the NetDir that Build would make if no
+// microdescriptor had been added: the consensus alone, for choosing
+// directory caches and guards while microdescriptors download. It shares
+// the Builder's arrays that never change, costs about a third of a full
+// NetDir, and leaves the Builder as it was.
+func (b *Builder) Provisional() (*NetDir, error) {
+	if b.built {
+		return nil, ErrBuilt
+	}
+	nd := b.nd
+	n := len(nd.ids)
+	p := &NetDir{
+		validAfter: nd.validAfter, freshUntil: nd.freshUntil, validUntil: nd.validUntil,
+		digests: nd.digests, params: nd.params, weights: nd.weights,
+		ids: nd.ids, mds: nd.mds, ipv4: nd.ipv4, orport: nd.orport, bw: nd.bw,
+		eds: make([][32]byte, n), ntor: make([][32]byte, n), flags: make([]Flags, n),
+	}
+	for i, f := range nd.flags {
+		p.flags[i] = f &^ (FlagHasMicrodesc | FlagHasEd25519 | FlagHasIPv6 | flagV6FromMD)
+	}
+	t := &Builder{nd: p, extra: make([]mdExtra, n), nicks: b.nicks, noEd: b.noEd, cv6: b.cv6}
+	return t.Build()
+}
+
 // Build finishes the NetDir. Relays without a microdescriptor stay in it
 // (path selection skips them). The Builder cannot be used afterwards; to
 // add microdescriptors that arrive later, start a new Builder with the
@@ -232,9 +279,11 @@ func (b *Builder) Build() (*NetDir, error) {
 
 	// IPv6 ORPorts: the consensus "a" line, else an old microdescriptor's.
 	v6 := make([]netip.AddrPort, n)
-	for i := range b.c.Relays {
-		if a := b.c.Relays[i].IPv6; a.IsValid() && a.Addr().Is6() {
-			v6[i] = a
+	cv6 := b.cv6
+	for i := range n {
+		if len(cv6) > 0 && cv6[0].i == uint32(i) {
+			v6[i] = cv6[0].a
+			cv6 = cv6[1:]
 		} else if a := b.extra[i].v6; a.IsValid() && a.Addr().Is6() && nd.flags[i]&FlagHasMicrodesc != 0 {
 			v6[i] = a
 			nd.flags[i] |= flagV6FromMD
@@ -289,7 +338,7 @@ func (b *Builder) Build() (*NetDir, error) {
 
 	// Families.
 	nd.families = []family{{}}
-	fi := newFamilyInterner(nd, b.prev, func(i int) string { return b.c.Relays[i].Nickname })
+	fi := newFamilyInterner(nd, b.prev, func(i int) string { return b.nicks[i] })
 	fams := pols // reuse the scratch slice
 	for i := range b.extra {
 		fams[i] = 0
@@ -317,7 +366,8 @@ func (b *Builder) Build() (*NetDir, error) {
 		nd.byEd.set(k, i)
 	}
 
-	b.extra, b.byMD, b.mdKey, b.c, b.prev = nil, nil, nil, nil, nil
+	b.extra, b.byMD, b.mdKey, b.prev = nil, nil, nil, nil
+	b.nicks, b.noEd, b.cv6 = nil, nil, nil
 	return nd, nil
 }
 

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/onionlite/onionlite/internal/netdoc"
 )
@@ -657,5 +659,97 @@ func TestParams(t *testing.T) {
 	nd := build(t, c, nil)
 	if nd.Params().Get(ParamCCAlg) != 2 || nd.Params().Get(ParamSendmeAcceptMinVersion) != 1 || nd.Params().Get(ParamGuardNPrimaryToUse) != 2 {
 		t.Errorf("2026 params: cc_alg %d sendme_accept %d", nd.Params().Get(ParamCCAlg), nd.Params().Get(ParamSendmeAcceptMinVersion))
+	}
+}
+
+// TestBuilderKeepsNoConsensus: a bootstrap drops the parsed consensus
+// (over a megabyte at full scale) once its Builder exists, so the Builder
+// must not hold it; the NetDir it builds is the same as before.
+func TestBuilderKeepsNoConsensus(t *testing.T) {
+	c, mds, want := full2019(t)
+	c2 := checkedConsensus(t, cons2019)
+	bld, err := NewBuilder(c2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	runtime.AddCleanup(&c2.Relays[0], func(ch chan struct{}) { close(ch) }, gone)
+	c2 = nil
+	collected := false
+	for i := 0; i < 20 && !collected; i++ {
+		runtime.GC()
+		select {
+		case <-gone:
+			collected = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !collected {
+		t.Fatal("the Builder keeps the consensus's relay list alive")
+	}
+	if _, err := bld.AddMicrodescs(mds); err != nil {
+		t.Fatal(err)
+	}
+	nd, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Relays {
+		ri := RelayIndex(i)
+		a, aok := nd.IPv6(ri)
+		b, bok := want.IPv6(ri)
+		ea, eaok := nd.Ed25519(ri)
+		eb, ebok := want.Ed25519(ri)
+		if a != b || aok != bok || ea != eb || eaok != ebok || nd.Flags(ri) != want.Flags(ri) {
+			t.Fatalf("relay %d differs from a NetDir built with the consensus held", i)
+		}
+		fa, fb := nd.FamilyListed(nd.FamilyIndex(ri)), want.FamilyListed(want.FamilyIndex(ri))
+		if !slices.Equal(fa, fb) {
+			t.Fatalf("relay %d: family %v, want %v", i, fa, fb)
+		}
+	}
+	runtime.KeepAlive(c)
+}
+
+// TestProvisional: a Builder's Provisional view, taken after
+// microdescriptors were added, is the NetDir of the consensus alone, and
+// the Builder goes on to build the full one.
+func TestProvisional(t *testing.T) {
+	c, mds, full := full2019(t)
+	bare := build(t, c, nil)
+	bld, err := NewBuilder(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bld.AddMicrodescs(mds[:len(mds)/2]); err != nil {
+		t.Fatal(err)
+	}
+	p, err := bld.Provisional()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bld.AddMicrodescs(mds[len(mds)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	nd, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.NumMicrodescs() != 0 || p.Len() != bare.Len() || nd.NumMicrodescs() != full.NumMicrodescs() {
+		t.Fatalf("provisional %d/%d relays with md, full %d, want 0/%d and %d",
+			p.NumMicrodescs(), p.Len(), nd.NumMicrodescs(), bare.Len(), full.NumMicrodescs())
+	}
+	for i := range c.Relays {
+		ri := RelayIndex(i)
+		if p.Relay(ri) != bare.Relay(ri) || p.Weight(RoleGuard, ri) != bare.Weight(RoleGuard, ri) ||
+			p.Weight(RoleBeginDir, ri) != bare.Weight(RoleBeginDir, ri) {
+			t.Fatalf("relay %d: provisional %+v, want %+v", i, p.Relay(ri), bare.Relay(ri))
+		}
+		if nd.Relay(ri) != full.Relay(ri) {
+			t.Fatalf("relay %d: built after Provisional %+v, want %+v", i, nd.Relay(ri), full.Relay(ri))
+		}
+	}
+	if _, err := bld.Provisional(); !errors.Is(err, ErrBuilt) {
+		t.Errorf("Provisional after Build: %v, want ErrBuilt", err)
 	}
 }
