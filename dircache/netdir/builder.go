@@ -25,7 +25,7 @@ var (
 // DirInfo for progress, then call Build once. A Builder is not safe for
 // concurrent use.
 type Builder struct {
-	nd    *NetDir
+	nd *NetDir
 	// What Build and markMD still need of the consensus, copied so that
 	// the caller can drop the parsed consensus (over a megabyte at full
 	// scale) while microdescriptors download.
