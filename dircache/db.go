@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -285,12 +286,21 @@ func writeOpening(path string, n int) error {
 
 // writeFileSync writes a small file atomically and durably.
 func writeFileSync(path string, b []byte) error {
+	return writeFileSyncFunc(path, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+}
+
+// writeFileSyncFunc replaces path with what write writes, through a
+// temporary file that is synced and renamed over it.
+func writeFileSyncFunc(path string, write func(io.Writer) error) error {
 	dir, name := filepath.Split(path)
 	f, err := os.CreateTemp(dir, name+tmpInfix+"*")
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(b); err == nil {
+	if err = write(f); err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -222,7 +222,7 @@ func TestConsensusFileDamage(t *testing.T) {
 		{"empty", func(b []byte) []byte { return nil }},
 		{"other flavor's file", func(b []byte) []byte {
 			c, _ := newConsensus("ns", text, ConsensusMeta{})
-			enc, _ := newEncoder()
+			enc, _ := newEncoder(nil)
 			return enc.EncodeAll(c.Text, encodeConsHeader(c))
 		}},
 	} {

@@ -19,7 +19,7 @@ func consFileBytes(t testing.TB, cf *consFiles, flavor string, text []byte) []by
 	}
 	c := &Consensus{Flavor: flavor, Text: text, SignedDigest: sp, FullDigest: consdiff.FullDigest(text)}
 	c.ValidAfter, c.FreshUntil, c.ValidUntil = t0, t0.Add(3600e9), t0.Add(3*3600e9)
-	enc, err := newEncoder()
+	enc, err := newEncoder(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
