@@ -300,6 +300,15 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 
 	b.phase(PhaseLoadingCache, 2, "loading cached directory")
 	cached, live, recent := b.loadCache()
+	// Caches of a recent consensus are the first sources if a fetch is
+	// needed; choose them now so that the parse (live and recent are the
+	// same one on a warm start) is not held while the view is built.
+	var recentSources []*source
+	if recent != nil {
+		recentSources = b.consensusCacheSources(recent, maxAttempts/2, nil)
+	}
+	baseChecked := recent != nil
+	recent = nil
 
 	if live != nil {
 		// The stored text (2–3 MB for a full consensus) is only a diff
@@ -331,13 +340,8 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		}
 	}
 
-	sources := b.bootstrapSources(nil)
-	if recent != nil {
-		// Caches of a recent consensus first, authorities after them.
-		sources = append(b.consensusCacheSources(recent, maxAttempts/2, nil), sources...)
-	}
-	baseChecked := recent != nil
-	recent = nil
+	// Caches of a recent consensus first, authorities after them.
+	sources := append(recentSources, b.bootstrapSources(nil)...)
 	cons, src, err := b.fetchConsensus(ctx, sources, cached, false, baseChecked)
 	if err != nil {
 		return err
