@@ -99,10 +99,13 @@ type Bootstrapper struct {
 	mu       sync.Mutex
 	progress Progress
 	stats    Stats
-	byKind   [numKinds]int64
-	certs    map[netdoc.CertKey]*netdoc.AuthCert
-	skew     time.Duration
-	skewSeen bool
+	// mdBytes and mdCount: microdescriptor bytes and descriptors
+	// received, for mdSizeHint.
+	mdBytes, mdCount int64
+	byKind           [numKinds]int64
+	certs            map[netdoc.CertKey]*netdoc.AuthCert
+	skew             time.Duration
+	skewSeen         bool
 	// lastSource served the latest consensus: its circuit is open, so
 	// it is the cheapest first source for microdescriptors.
 	lastSource *source

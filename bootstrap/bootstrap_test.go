@@ -421,3 +421,19 @@ func TestBridgeOnly(t *testing.T) {
 		t.Fatalf("%d channels opened; want the bridge's only", cs.Opened)
 	}
 }
+
+// TestMicrodescSizeHint: the body size guessed for a batch follows the
+// microdescriptors received so far, and stays within a batch's limit.
+func TestMicrodescSizeHint(t *testing.T) {
+	b := &Bootstrapper{}
+	if got, want := b.mdSizeHint(500), defaultMicrodescSize*500*9/8+1024; got != want {
+		t.Errorf("before any arrived: %d, want %d", got, want)
+	}
+	b.mdBytes, b.mdCount = 3_000_000, 1000 // large families: 3 kB each
+	if got := b.mdSizeHint(500); got < 1_500_000 || got > 1_800_000 {
+		t.Errorf("after 3 kB each: %d, want about 1.7 MB", got)
+	}
+	if got := b.mdSizeHint(1 << 20); got != maxMicrodescBatchSize {
+		t.Errorf("huge batch: %d, want the limit %d", got, maxMicrodescBatchSize)
+	}
+}

@@ -172,7 +172,10 @@ const (
 	minMicrodescsPerSource = 64
 	maxConsensusSize       = 16 << 20
 	maxMicrodescBatchSize  = 16 << 20
-	maxCertsSize           = 1 << 20
+	// defaultMicrodescSize is the guess at a microdescriptor's size
+	// before any arrived (mdSizeHint).
+	defaultMicrodescSize = 600
+	maxCertsSize         = 1 << 20
 	// maxAttempts is how many sources a document is tried from before the
 	// bootstrap gives up for this round.
 	maxAttempts = 8

@@ -236,6 +236,24 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 	wg.Wait()
 }
 
+// mdSizeHint guesses the decoded size of n microdescriptors from the
+// average of those received so far (defaultMicrodescSize before that),
+// with an eighth to spare. A zstd body larger than its hint is decoded
+// again into a buffer twice as large, so a low guess costs a second
+// decode and a buffer of twice the size; the average is far from
+// constant (about 560 bytes in 2019, several times that for networks
+// whose operators list large families).
+func (b *Bootstrapper) mdSizeHint(n int) int {
+	b.mu.Lock()
+	sum, count := b.mdBytes, b.mdCount
+	b.mu.Unlock()
+	per := int64(defaultMicrodescSize)
+	if count >= minMicrodescsPerSource {
+		per = sum/count + 1
+	}
+	return int(min(per*int64(n)*9/8+1024, maxMicrodescBatchSize))
+}
+
 // microdescBatch fetches digests from src, adds what arrives to bld and the
 // store, and returns the digests still missing. Complete descriptors of a
 // truncated answer are kept.
@@ -249,7 +267,7 @@ func (b *Bootstrapper) microdescBatch(ctx context.Context, src *source, digests 
 		}
 		path.WriteString(base64.RawStdEncoding.EncodeToString(d[:]))
 	}
-	req := &dirclient.Request{Path: path.String(), MaxBody: maxMicrodescBatchSize, SizeHint: 512 * len(digests)}
+	req := &dirclient.Request{Path: path.String(), MaxBody: maxMicrodescBatchSize, SizeHint: b.mdSizeHint(len(digests))}
 	resp, fetchErr := b.fetch.do(ctx, src, kindMicrodescs, req)
 	if resp == nil || len(resp.Body) == 0 {
 		if fetchErr == nil {
@@ -259,6 +277,12 @@ func (b *Bootstrapper) microdescBatch(ctx context.Context, src *source, digests 
 	}
 	body := resp.Body
 	mds, perr := netdoc.ParseMicrodescs(body)
+	if len(mds) > 0 {
+		b.mu.Lock()
+		b.mdBytes += int64(len(body))
+		b.mdCount += int64(len(mds))
+		b.mu.Unlock()
+	}
 	if perr != nil && fetchErr == nil {
 		b.logf("bootstrap: microdescriptors from %s: %v", src.name, perr)
 	}
