@@ -152,6 +152,10 @@ type MemoryStats struct {
 	// (math.MaxInt64: none); GoMemoryLimitSet says the client set it.
 	GoMemoryLimit    int64
 	GoMemoryLimitSet bool
+	// GCPercent is the Go collector's GOGC now (-1: off);
+	// GCPercentSet says the client set it (the plan's GCPercent).
+	GCPercent    int
+	GCPercentSet bool
 }
 
 // memoryStats fills a MemoryStats.
@@ -171,7 +175,24 @@ func (k *core) memoryStats() MemoryStats {
 	m.GoHeap, m.GoTotal = goMemory()
 	m.GoMemoryLimit = debug.SetMemoryLimit(-1)
 	m.GoMemoryLimitSet = k.goLimit != 0 && m.GoMemoryLimit == k.goLimitNow.Load()
+	m.GCPercent = gcPercentNow()
+	m.GCPercentSet = k.gcPercent != 0 && m.GCPercent == k.gcPercent
 	return m
+}
+
+// gcPercentNow reads GOGC without changing it (debug.SetGCPercent can
+// only read by setting).
+func gcPercentNow() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 100
+	}
+	v := s[0].Value.Uint64()
+	if v > math.MaxInt32 {
+		return -1
+	}
+	return int(v)
 }
 
 var goMemoryMetrics = []string{

@@ -172,6 +172,9 @@ func TestGCPercent(t *testing.T) {
 	if got := gogc(); got != 50 {
 		t.Errorf("GOGC %d after Start at %d MiB, want 50", got, MinMemoryBudget>>20)
 	}
+	if m := c.Stats().Memory; m.GCPercent != 50 || !m.GCPercentSet {
+		t.Errorf("Stats: GCPercent %d, set %v; want 50, true", m.GCPercent, m.GCPercentSet)
+	}
 	c.Close()
 	if got := gogc(); got != 100 {
 		t.Errorf("GOGC %d after Close, want 100", got)
@@ -184,6 +187,9 @@ func TestGCPercent(t *testing.T) {
 	debug.SetGCPercent(80)
 	defer debug.SetGCPercent(100)
 	c = mk(false)
+	if m := c.Stats().Memory; m.GCPercent != 80 || m.GCPercentSet {
+		t.Errorf("Stats with the app's GOGC: GCPercent %d, set %v; want 80, false", m.GCPercent, m.GCPercentSet)
+	}
 	if got := gogc(); got != 80 {
 		t.Errorf("the app's GOGC 80 became %d", got)
 	}
