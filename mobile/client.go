@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -405,7 +406,13 @@ func (c *Client) NetworkChanged() {
 // relays_with_microdescs, directory_refreshes, channels_open,
 // streams_open, bootstrap_ms, ready, store_errors, storage_warning, and
 // consensus_valid_after / consensus_fresh_until / consensus_valid_until
-// (RFC 3339, absent before the first consensus).
+// (RFC 3339, absent before the first consensus), and memory: an object
+// with the process memory budget's split and use in bytes (budget,
+// go_limit, directory_allowance, queue_limit_planned, pool_cells; then
+// directory, queues, queues_peak, queue_limit, reclaims, reclaimed, pool,
+// pool_waits, cache, go_heap, go_total, go_memory_limit,
+// go_memory_limit_set, gc_percent, gc_percent_set), what sdk's
+// MemoryStats documents, for an app to show.
 func (c *Client) StatsJSON() (stats string) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -425,6 +432,7 @@ func (c *Client) StatsJSON() (stats string) {
 		Ready: c.IsReady(), StoreErrors: st.StoreErrors, StorageWarning: st.StorageWarning,
 		ValidAfter: rfc3339(st.ConsensusValidAfter), FreshUntil: rfc3339(st.ConsensusFreshUntil),
 		ValidUntil: rfc3339(st.ConsensusValidUntil),
+		Memory:     memoryJSONOf(st.Memory),
 	}
 	if out.DirBytesByKind == nil {
 		out.DirBytesByKind = map[string]int64{}
@@ -457,6 +465,44 @@ type statsJSON struct {
 	ValidAfter           string           `json:"consensus_valid_after,omitempty"`
 	FreshUntil           string           `json:"consensus_fresh_until,omitempty"`
 	ValidUntil           string           `json:"consensus_valid_until,omitempty"`
+	Memory               memoryJSON       `json:"memory"`
+}
+
+// memoryJSON is StatsJSON's "memory" object (sdk.MemoryStats). The names
+// are a contract with apps.
+type memoryJSON struct {
+	Budget             int64 `json:"budget"`
+	GoLimit            int64 `json:"go_limit"`
+	DirectoryAllowance int64 `json:"directory_allowance"`
+	QueueLimitPlanned  int64 `json:"queue_limit_planned"`
+	PoolCells          int   `json:"pool_cells"`
+	Directory          int64 `json:"directory"`
+	Queues             int64 `json:"queues"`
+	QueuesPeak         int64 `json:"queues_peak"`
+	QueueLimit         int64 `json:"queue_limit"`
+	Reclaims           int64 `json:"reclaims"`
+	Reclaimed          int64 `json:"reclaimed"`
+	Pool               int64 `json:"pool"`
+	PoolWaits          int64 `json:"pool_waits"`
+	Cache              int64 `json:"cache"`
+	GoHeap             int64 `json:"go_heap"`
+	GoTotal            int64 `json:"go_total"`
+	GoMemoryLimit      int64 `json:"go_memory_limit"`
+	GoMemoryLimitSet   bool  `json:"go_memory_limit_set"`
+	GCPercent          int   `json:"gc_percent"`
+	GCPercentSet       bool  `json:"gc_percent_set"`
+}
+
+func memoryJSONOf(m sdk.MemoryStats) memoryJSON {
+	return memoryJSON{
+		Budget: m.Plan.Budget, GoLimit: m.Plan.GoLimit, DirectoryAllowance: m.Plan.Directory,
+		QueueLimitPlanned: m.Plan.QueueLimit, PoolCells: m.Plan.PoolCells,
+		Directory: m.Directory, Queues: m.Queues, QueuesPeak: m.QueuesPeak, QueueLimit: m.QueueLimit,
+		Reclaims: m.Reclaims, Reclaimed: m.Reclaimed, Pool: m.Pool, PoolWaits: int64(min(m.PoolWaits, math.MaxInt64)),
+		Cache: m.Cache, GoHeap: m.GoHeap, GoTotal: m.GoTotal,
+		GoMemoryLimit: m.GoMemoryLimit, GoMemoryLimitSet: m.GoMemoryLimitSet,
+		GCPercent: m.GCPercent, GCPercentSet: m.GCPercentSet,
+	}
 }
 
 func rfc3339(t time.Time) string {

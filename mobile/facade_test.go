@@ -466,6 +466,31 @@ func TestClientAgainstTestnet(t *testing.T) {
 		(st["consensus_source"] != "full" && st["consensus_source"] != "diff") || st["streams_open"].(float64) != 0 {
 		t.Fatalf("stats %v", st)
 	}
+	// The memory object: the plan of the default budget, a directory
+	// view, and the Go runtime's figures.
+	mem, ok := st["memory"].(map[string]any)
+	if !ok {
+		t.Fatalf("stats without a memory object: %v", st)
+	}
+	for _, k := range []string{"budget", "go_limit", "directory_allowance", "queue_limit_planned", "pool_cells",
+		"directory", "queue_limit", "go_heap", "go_total", "go_memory_limit"} {
+		if v, ok := mem[k].(float64); !ok || v <= 0 {
+			t.Errorf("memory.%s = %v, want a positive number", k, mem[k])
+		}
+	}
+	for _, k := range []string{"queues", "queues_peak", "reclaims", "reclaimed", "pool", "pool_waits", "cache", "gc_percent"} {
+		if _, ok := mem[k].(float64); !ok {
+			t.Errorf("memory.%s = %v, want a number", k, mem[k])
+		}
+	}
+	for _, k := range []string{"go_memory_limit_set", "gc_percent_set"} {
+		if _, ok := mem[k].(bool); !ok {
+			t.Errorf("memory.%s = %v, want a boolean", k, mem[k])
+		}
+	}
+	if mem["budget"].(float64) < mem["go_limit"].(float64) || mem["queues_peak"].(float64) < mem["queues"].(float64) {
+		t.Errorf("memory %v: the budget must cover the Go limit, the peak the current queues", mem)
+	}
 
 	// A stream open across Stop fails with kind closed.
 	s, err = c.Dial(host, portNum)
