@@ -1,6 +1,7 @@
 package bootstrap
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -435,5 +436,38 @@ func TestMicrodescSizeHint(t *testing.T) {
 	}
 	if got := b.mdSizeHint(1 << 20); got != maxMicrodescBatchSize {
 		t.Errorf("huge batch: %d, want the limit %d", got, maxMicrodescBatchSize)
+	}
+}
+
+// TestDiffBaseReload: a diff base let go after a diff applied is read
+// back from the store for a later attempt, but only if the store still
+// holds the same consensus.
+func TestDiffBaseReload(t *testing.T) {
+	st := dircache.NewMemStore()
+	old := []byte("network-status-version 3 microdesc\nold\ndirectory-signature x\n")
+	if err := st.PutConsensus(flavor, old, dircache.ConsensusMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Consensus(flavor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := newDiffBase(nil); d.ok || d.reload(st) {
+		t.Fatal("no base: reload must fail")
+	}
+	d := newDiffBase(c)
+	if !d.ok || d.size != len(old) || !d.reload(st) {
+		t.Fatalf("held base: %+v", d)
+	}
+	d.c = nil // a diff applied
+	if !d.reload(st) || !bytes.Equal(d.c.Text, old) {
+		t.Fatal("the base was not read back")
+	}
+	d.c = nil
+	if err := st.PutConsensus(flavor, []byte("network-status-version 3 microdesc\nnew\ndirectory-signature x\n"), dircache.ConsensusMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	if d.reload(st) {
+		t.Fatal("another consensus was taken as the base")
 	}
 }

@@ -169,13 +169,18 @@ func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, ca
 	}
 	b.phase(PhaseConnecting, 5, "connecting to a directory server")
 	var lastErr error
-	useDiff := cached != nil && b.clock.Now().Sub(cached.ValidAfter) < diffHorizon
+	base := newDiffBase(cached)
+	cached = nil // base holds it, and lets it go once a diff applied
+	useDiff := base.ok && b.clock.Now().Sub(base.validAfter) < diffHorizon
 	for attempt := 0; attempt < maxAttempts && attempt < 2*len(sources); attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, SourceNone, err
 		}
+		if useDiff && !base.reload(b.cfg.Store) {
+			useDiff = false
+		}
 		src := sources[attempt%len(sources)]
-		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), cached, useDiff, attempt == 0, needNewer, baseChecked)
+		c, how, err := b.consensusFrom(ctx, sources, attempt%len(sources), base, useDiff, attempt == 0, needNewer, baseChecked)
 		if err == nil {
 			return c, how, nil
 		}
@@ -191,6 +196,40 @@ func (b *Bootstrapper) fetchConsensus(ctx context.Context, sources []*source, ca
 		lastErr = err
 	}
 	return nil, SourceNone, fmt.Errorf("%w: %w", ErrNoDirectory, lastErr)
+}
+
+// diffBase is the stored consensus a fetch may ask a diff from. Its text
+// (2–3 MB at full scale) is let go as soon as a diff has been applied to
+// it, so the old and the new text are not both held while the new one is
+// parsed, checked and stored; an attempt after that reads it back from
+// the store, which keeps it until a newer consensus is stored.
+type diffBase struct {
+	c          *dircache.Consensus // nil: not held now
+	ok         bool                // there is a base
+	validAfter time.Time
+	digest     [32]byte // its signed digest (SHA3-256)
+	size       int      // its text's length
+}
+
+func newDiffBase(c *dircache.Consensus) *diffBase {
+	if c == nil {
+		return &diffBase{}
+	}
+	return &diffBase{c: c, ok: true, validAfter: c.ValidAfter, digest: c.SignedDigest, size: len(c.Text)}
+}
+
+// reload reads the base back from st if it was let go, and reports
+// whether it is held.
+func (d *diffBase) reload(st dircache.Store) bool {
+	if d.c != nil || !d.ok {
+		return d.c != nil
+	}
+	c, err := st.Consensus(flavor)
+	if err != nil || c.SignedDigest != d.digest {
+		return false
+	}
+	d.c = c
+	return true
 }
 
 var (
@@ -211,13 +250,13 @@ func kindOf(body []byte) docKind {
 // fetching the certificates it needs from that source or, if that fails,
 // the others: a consensus that arrived is not downloaded again because a
 // certificate request was lost.
-func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, cached *dircache.Consensus, useDiff, prefetch, needNewer, baseChecked bool) (*netdoc.Consensus, Source, error) {
+func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at int, base *diffBase, useDiff, prefetch, needNewer, baseChecked bool) (*netdoc.Consensus, Source, error) {
 	src := sources[at]
 	req := &dirclient.Request{Path: consensusPath, MaxBody: maxConsensusSize}
-	if cached != nil {
-		req.SizeHint = len(cached.Text) + len(cached.Text)/16
-		if useDiff {
-			d := cached.SignedDigest
+	if base.ok {
+		req.SizeHint = base.size + base.size/16
+		if useDiff && base.c != nil {
+			d := base.digest
 			req.DiffFrom = &d
 		}
 	}
@@ -272,15 +311,16 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 		b.mu.Unlock()
 	}
 	if bytes.HasPrefix(text, diffPrefix) {
-		if cached == nil {
+		if base.c == nil {
 			return nil, SourceNone, fmt.Errorf("%w: a diff arrived but no base is held", errDiffFailed)
 		}
-		out, err := consdiff.Apply(cached.Text, text)
+		out, err := consdiff.Apply(base.c.Text, text)
 		if err != nil {
 			b.count(func(s *Stats) { s.DiffsFailed++ })
 			return nil, SourceNone, fmt.Errorf("%w: %v", errDiffFailed, err)
 		}
 		b.count(func(s *Stats) { s.DiffsApplied++ })
+		base.c = nil // the old text is not needed while the new one is checked
 		text, how = out, SourceDiff
 	} else if !bytes.HasPrefix(text, consensusStart) {
 		return nil, SourceNone, fmt.Errorf("answer is neither a consensus nor a diff")
@@ -292,7 +332,7 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 	if err != nil {
 		return nil, SourceNone, err
 	}
-	if needNewer && cached != nil && !u.ValidAfter().After(cached.ValidAfter) {
+	if needNewer && base.ok && !u.ValidAfter().After(base.validAfter) {
 		return nil, SourceNone, errNotNewer
 	}
 	waitCerts()
