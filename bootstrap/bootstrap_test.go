@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -469,5 +471,32 @@ func TestDiffBaseReload(t *testing.T) {
 	}
 	if d.reload(st) {
 		t.Fatal("another consensus was taken as the base")
+	}
+}
+
+// TestStallConn: a read that gets nothing for the stall limit fails with
+// the deadline error; with no limit (a request beside another) only the
+// caller's deadline ends it.
+func TestStallConn(t *testing.T) {
+	for _, stall := range []time.Duration{50 * time.Millisecond, 0} {
+		a, b := net.Pipe()
+		sc := &stallConn{Conn: a, stall: stall, clock: clock.Real{}}
+		if stall == 0 {
+			sc.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		}
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			b.Write([]byte("x"))
+		}()
+		n, err := sc.Read(make([]byte, 1))
+		if stall > 0 {
+			if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("stall %v: read %d, %v; want the deadline error", stall, n, err)
+			}
+		} else if n != 1 || err != nil {
+			t.Errorf("no stall limit: read %d, %v; want the byte sent after 100 ms", n, err)
+		}
+		a.Close()
+		b.Close()
 	}
 }

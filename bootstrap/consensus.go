@@ -273,15 +273,21 @@ func (b *Bootstrapper) consensusFrom(ctx context.Context, sources []*source, at 
 			return nil, SourceNone, &sourceError{src: src, err: err}
 		}
 		done := make(chan struct{})
+		cctx, cancel := context.WithCancel(ctx)
+		defer func() {
+			// A failed attempt does not wait for the certificates: the
+			// request has no stall limit of its own (fetchAuthorityCerts).
+			cancel()
+			<-done
+		}()
 		go func() {
 			defer close(done)
-			if err := b.fetchAuthorityCerts(ctx, src); err != nil {
+			if err := b.fetchAuthorityCerts(cctx, src); err != nil {
 				b.logf("bootstrap: certificates from %s: %v", src.name, err)
 			}
 		}()
 		waitCerts = func() { <-done }
 	}
-	defer waitCerts()
 	// A request for a diff is charged to diffs unless a whole consensus
 	// comes back, and the other way round.
 	kind := kindConsensus
@@ -408,7 +414,8 @@ func (b *Bootstrapper) fetchCerts(ctx context.Context, src *source, keys []netdo
 }
 
 // fetchAuthorityCerts asks src for the current certificate of every
-// trusted authority (/tor/keys/fp/...).
+// trusted authority (/tor/keys/fp/...), beside a consensus download on the
+// same circuit (fetcher.doBeside).
 func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) error {
 	var ids []string
 	for _, a := range b.cfg.Authorities {
@@ -420,7 +427,8 @@ func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) err
 	if len(ids) == 0 {
 		return nil
 	}
-	resp, err := b.fetch.do(ctx, src, kindCerts, &dirclient.Request{Path: "/tor/keys/fp/" + strings.Join(ids, "+"), MaxBody: maxCertsSize})
+	// Asked beside the consensus on the same circuit (consensusFrom).
+	resp, err := b.fetch.doBeside(ctx, src, kindCerts, &dirclient.Request{Path: "/tor/keys/fp/" + strings.Join(ids, "+"), MaxBody: maxCertsSize})
 	if err != nil {
 		return err
 	}

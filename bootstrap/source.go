@@ -142,6 +142,21 @@ func (f *fetcher) closeAll() {
 // do runs one request against s. Bytes read are charged to kind whatever
 // the outcome. On a transport failure the source's circuit is dropped.
 func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclient.Request) (*dirclient.Response, error) {
+	return f.request(ctx, s, kind, req, false)
+}
+
+// doBeside runs a request on s's circuit beside a larger one (the
+// authority certificates asked for while the consensus downloads). It
+// has no stall limit, only the request timeout: a relay may send it
+// nothing until the other answer is through, which on a slow link takes
+// minutes, and a stall there tore down the circuit and the consensus
+// download with it. Its failure closes only its stream; the other
+// request shows whether the circuit works.
+func (f *fetcher) doBeside(ctx context.Context, s *source, kind docKind, req *dirclient.Request) (*dirclient.Response, error) {
+	return f.request(ctx, s, kind, req, true)
+}
+
+func (f *fetcher) request(ctx context.Context, s *source, kind docKind, req *dirclient.Request, beside bool) (*dirclient.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.b.requestTimeout)
 	defer cancel()
 	c, err := f.circuitTo(ctx, s)
@@ -161,6 +176,9 @@ func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclien
 	// Config.Clock), so the stall deadline must come from it too, even
 	// when the bootstrapper's clock pretends another date (--now).
 	conn := &stallConn{Conn: st, stall: f.b.stallTimeout, clock: clock.Real{}}
+	if beside {
+		conn.stall = 0
+	}
 	r := *req
 	r.Account = st.MemoryAccount() // the body is charged under the stream
 	resp, err := f.dir.Do(ctx, conn, &r)
@@ -172,7 +190,7 @@ func (f *fetcher) do(ctx context.Context, s *source, kind docKind, req *dirclien
 	}
 	if err != nil {
 		var se *dirclient.StatusError
-		if !errors.As(err, &se) {
+		if !errors.As(err, &se) && !beside {
 			c.Close() // the stream or circuit is in an unknown state
 		}
 		return resp, &sourceError{src: s, err: err}
@@ -190,7 +208,8 @@ func (e *sourceError) Error() string { return fmt.Sprintf("directory %s: %v", e.
 func (e *sourceError) Unwrap() error { return e.err }
 
 // stallConn abandons a read that gets nothing for stall: every Read moves
-// the read deadline to now+stall (or the caller's earlier deadline).
+// the read deadline to now+stall (or the caller's earlier deadline). A
+// zero stall sets no deadline of its own.
 type stallConn struct {
 	net.Conn
 	stall time.Duration
@@ -202,9 +221,12 @@ type stallConn struct {
 
 func (c *stallConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
-	d := c.clock.Now().Add(c.stall)
-	if !c.deadline.IsZero() && c.deadline.Before(d) {
-		d = c.deadline
+	d := c.deadline
+	if c.stall > 0 {
+		d = c.clock.Now().Add(c.stall)
+		if !c.deadline.IsZero() && c.deadline.Before(d) {
+			d = c.deadline
+		}
 	}
 	c.mu.Unlock()
 	c.Conn.SetReadDeadline(d)
