@@ -482,7 +482,7 @@ func TestStallConn(t *testing.T) {
 		a, b := net.Pipe()
 		sc := &stallConn{Conn: a, stall: stall, clock: clock.Real{}}
 		if stall == 0 {
-			sc.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+			sc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		}
 		go func() {
 			time.Sleep(100 * time.Millisecond)

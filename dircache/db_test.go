@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/onionlite/onionlite/dircache/internal/fixture"
 	"github.com/onionlite/onionlite/internal/realnet"
@@ -205,6 +206,35 @@ func TestReadOnlyDir(t *testing.T) {
 	var s Store = NewMemStore()
 	if err := s.PutState("k", []byte("v")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsensusFileFrame: the stored file is the header and one zstd
+// frame that records the text's size (the layout in consfile.go), also
+// now that the frame is written as a stream.
+func TestConsensusFileFrame(t *testing.T) {
+	text := synthConsensus("frame", 700<<10)
+	dir := t.TempDir()
+	db := openT(t, dir)
+	defer db.Close()
+	if err := db.PutConsensus("microdesc", text, meta(t0)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, consPrefix+"microdesc"+consSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, size, payload, err := decodeConsHeader(b)
+	if err != nil || size != len(text) {
+		t.Fatalf("header: size %d, %v; want %d", size, err, len(text))
+	}
+	var h zstd.Header
+	if err := h.Decode(payload); err != nil || !h.HasFCS || h.FrameContentSize != uint64(len(text)) || !h.HasCheckSum {
+		t.Fatalf("frame header %+v, %v: want content size %d and a checksum", h, err, len(text))
+	}
+	c, err := db.Consensus("microdesc")
+	if err != nil || !bytes.Equal(c.Text, text) {
+		t.Fatalf("read back: %v", err)
 	}
 }
 

@@ -39,13 +39,14 @@ type Builder struct {
 	built bool
 }
 
-// mdExtra is what a relay's microdescriptor contributes beyond the
-// arrays: the sources its family and policies are interned from at Build.
+// indexedAddrPort is an address of relay i.
 type indexedAddrPort struct {
 	i uint32
 	a netip.AddrPort
 }
 
+// mdExtra is what a relay's microdescriptor contributes beyond the
+// arrays: the sources its family and policies are interned from at Build.
 type mdExtra struct {
 	fam     familySource
 	p4, p6  *netdoc.PortPolicy
@@ -244,8 +245,9 @@ func (b *Builder) MissingMicrodescs() [][32]byte { return missing(b.nd) }
 // Provisional returns the NetDir that Build would make if no
 // microdescriptor had been added: the consensus alone, for choosing
 // directory caches and guards while microdescriptors download. It shares
-// the Builder's arrays that never change, costs about a third of a full
-// NetDir, and leaves the Builder as it was.
+// the Builder's arrays that never change (identities, digests, addresses,
+// bandwidths, weights), allocates only the per-relay arrays that
+// microdescriptors fill, and leaves the Builder as it was.
 func (b *Builder) Provisional() (*NetDir, error) {
 	if b.built {
 		return nil, ErrBuilt
