@@ -131,6 +131,8 @@ type Stats struct {
 	CellsRead, CellsWritten int64
 	// Queued is the outbound queue length now.
 	Queued int
+	// Nudges counts the nudges sent (Nudge).
+	Nudges int64
 }
 
 // Channel is an open link to a relay. Its methods are safe for concurrent
@@ -157,6 +159,7 @@ type Channel struct {
 	closed     atomic.Bool
 
 	cellsRead, cellsWritten atomic.Int64
+	nudges                  atomic.Int64
 
 	mu       sync.Mutex
 	circuits map[uint32]Handler
@@ -165,6 +168,10 @@ type Channel struct {
 	wake     chan struct{} // cap 1: the writer has work
 	space    chan struct{} // closed when the queue drops below HighWater
 	err      error         // set once by fail
+	// nudging is set while a nudge's circuit is open; lastNudge is when
+	// the last one was sent (Nudge).
+	nudging   bool
+	lastNudge time.Time
 }
 
 type queued struct {
@@ -321,6 +328,7 @@ func (ch *Channel) Stats() Stats {
 		CellsRead:    ch.cellsRead.Load(),
 		CellsWritten: ch.cellsWritten.Load(),
 		Queued:       q,
+		Nudges:       ch.nudges.Load(),
 	}
 }
 

@@ -35,6 +35,14 @@
 // with the quota's error. A closed channel's account is retired: it stays,
 // reclaimable, while a stream below it still holds unread data.
 //
+// Nudge makes the relay write to the channel: a CREATE_FAST on a
+// throwaway circuit, destroyed when its CREATED_FAST is back (at most one
+// in flight, one per 10 seconds). C tor relays can hold back a DESTROY for
+// one of our circuits while their output towards us is backed up, until
+// some other cell is queued for the channel; the reply releases it. The
+// circuits nudge when a stream's data stopped and its reader waits
+// (stream.StallSink).
+//
 // It is not a relay, and it knows nothing of circuits beyond their IDs; it
 // does not reuse or pick channels (internal/chanmgr does).
 package channel

@@ -212,6 +212,44 @@ func TestRealRelayCreateFastDestroy(t *testing.T) {
 	}
 }
 
+// TestRealRelayNudge: a real relay answers a nudge's CREATE_FAST, the
+// throwaway circuit is destroyed and unregistered, the channel stays open,
+// and a second nudge right after is not sent.
+func TestRealRelayNudge(t *testing.T) {
+	n := testnet.Shared(t)
+	check := testnet.CheckGoroutines(t)
+	defer check()
+	ch, err := dial(t, nil, target(t, n.Nodes()[4]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	before := ch.Stats()
+	ch.Nudge()
+	if got := ch.Stats().Nudges; got != 1 {
+		t.Fatalf("%d nudges sent, want 1", got)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := ch.Stats()
+		if ch.Circuits() == 0 && st.CellsRead > before.CellsRead && st.CellsWritten >= before.CellsWritten+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nudge not finished: %d circuits, stats %+v (before %+v)", ch.Circuits(), st, before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ch.Nudge()
+	if got := ch.Stats().Nudges; got != 1 {
+		t.Fatalf("a second nudge within the gap was sent (%d)", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := ch.Err(); err != nil {
+		t.Fatalf("channel closed after a nudge: %v", err)
+	}
+}
+
 // TestRealRelayCloseNotifiesCircuits checks that circuits registered at
 // Close learn about it.
 func TestRealRelayCloseNotifiesCircuits(t *testing.T) {
