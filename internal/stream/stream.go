@@ -40,6 +40,20 @@ type Sink interface {
 	Pool() *cell.Pool
 }
 
+// StallSink is a Sink that wants to hear when a stream's data stops: the
+// reader has waited Config.StallAfter with nothing new after data had
+// been arriving. A circuit uses it to nudge its channel (a relay may be
+// holding back the DESTROY that would end the wait; internal/channel's
+// Nudge). Stalled must not block; it is called at most once per run of
+// arriving data.
+type StallSink interface {
+	Sink
+	Stalled()
+}
+
+// DefaultStallAfter is Config.StallAfter's default.
+const DefaultStallAfter = 20 * time.Second
+
 // FlowSink is a Sink that can also carry prop 324's stream flow control
 // messages. Streams with Config.FlowControl need one.
 type FlowSink interface {
@@ -112,6 +126,11 @@ type Config struct {
 	// with XON/XOFF (prop 324 section 4), as a stream on a
 	// congestion-controlled circuit must. The sink must be a FlowSink.
 	FlowControl *FlowControl
+	// StallAfter is how long a reader waits, after data had been
+	// arriving, before a StallSink hears that it stopped. Zero means
+	// DefaultStallAfter; negative means never. It is real time, like
+	// deadlines.
+	StallAfter time.Duration
 }
 
 type state int
@@ -153,6 +172,9 @@ type Stream struct {
 	flowSink   FlowSink   // the sink, when fc is set
 	flowMu     sync.Mutex // orders XON/XOFF on the wire
 
+	stallSink  StallSink     // the sink, when it wants to hear of stalls
+	stallAfter time.Duration // > 0 with stallSink
+
 	openCh chan struct{} // closed when the open attempt is decided
 	rwake  chan struct{} // cap 1: data, an ending, or a deadline change
 	wwake  chan struct{} // cap 1: package window grew, or the stream ended
@@ -172,6 +194,10 @@ type Stream struct {
 	writeErr      error
 	peerEnded     bool // END received (or sent on reclaim): we must not send END
 	reclaimed     bool // the memory quota collapsed the stream's account
+	// flowing is set when data arrives and cleared when the stall
+	// timer fires: one Stalled call per run of data.
+	flowing bool
+	stallT  *time.Timer // made on the first wait that needs it
 }
 
 // New returns a stream with ID id on sink. It is opening unless
@@ -200,6 +226,13 @@ func New(sink Sink, id uint16, cfg *Config) (*Stream, error) {
 		}
 		s.flowSink = fs
 		s.fc = newFlowState(*c.FlowControl)
+	}
+	if ss, ok := sink.(StallSink); ok && c.StallAfter >= 0 {
+		s.stallSink = ss
+		s.stallAfter = c.StallAfter
+		if s.stallAfter == 0 {
+			s.stallAfter = DefaultStallAfter
+		}
 	}
 	s.rdl.init()
 	s.wdl.init()
@@ -401,6 +434,7 @@ func (s *Stream) handleData(c *cell.Cell, body []byte) (act flowAction, sendEnd 
 	}
 	s.inq = append(s.inq, queued{c: c, body: body, at: at})
 	s.inqBytes += int64(len(body))
+	s.flowing = true
 	notify(s.rwake)
 	if s.fc == nil {
 		return flowAction{}, false, nil
@@ -526,15 +560,49 @@ func (s *Stream) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		var stall <-chan time.Time
+		if s.flowing && s.stallSink != nil && len(p) > 0 {
+			if s.stallT == nil {
+				s.stallT = time.NewTimer(s.stallAfter)
+			} else {
+				s.stallT.Reset(s.stallAfter)
+			}
+			stall = s.stallT.C
+		}
 		s.mu.Unlock()
 		if len(p) == 0 {
 			return 0, nil
 		}
+		expired := false
 		select {
 		case <-s.rwake:
 		case <-s.rdl.wait():
+			expired = true
+		case <-stall:
+			s.noteStall()
+		}
+		if stall != nil {
+			s.mu.Lock()
+			s.stallT.Stop()
+			s.mu.Unlock()
+		}
+		if expired {
 			return 0, os.ErrDeadlineExceeded
 		}
+	}
+}
+
+// noteStall tells the stall sink, once per run of data, that the reader
+// has waited StallAfter since data stopped arriving.
+func (s *Stream) noteStall() {
+	s.mu.Lock()
+	tell := s.flowing && s.head == len(s.inq) && s.readErr == nil && s.st == stateOpen
+	if tell {
+		s.flowing = false
+	}
+	s.mu.Unlock()
+	if tell {
+		s.stallSink.Stalled()
 	}
 }
 

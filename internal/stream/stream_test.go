@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -550,5 +551,105 @@ func TestWriteOpensAfterConnected(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// stallSink is a fakeSink that counts Stalled calls.
+type stallSink struct {
+	*fakeSink
+	stalls atomic.Int32
+}
+
+func (f *stallSink) Stalled() { f.stalls.Add(1) }
+
+// TestStalled: a reader that waits StallAfter after data stopped tells the
+// sink once per run of data; a wait before any data, a disabled
+// StallAfter and an ended stream tell it nothing.
+func TestStalled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &stallSink{fakeSink: newSink()}
+		s, err := New(f, 7, &Config{Opened: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		s.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := s.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read before data: %v", err)
+		}
+		if n := f.stalls.Load(); n != 0 {
+			t.Fatalf("%d stalls before any data", n)
+		}
+		s.SetReadDeadline(time.Time{})
+
+		type result struct {
+			n   int
+			err error
+		}
+		reads := make(chan result, 1)
+		read := func() { n, err := s.Read(buf); reads <- result{n, err} }
+		for run := int32(1); run <= 2; run++ {
+			if _, err := deliver(t, s, f.fakeSink, cell.RelayData, []byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.Read(buf); n != 5 || err != nil {
+				t.Fatalf("read: %d %v", n, err)
+			}
+			go read()
+			time.Sleep(DefaultStallAfter - time.Second)
+			synctest.Wait()
+			if n := f.stalls.Load(); n != run-1 {
+				t.Fatalf("run %d: %d stalls before StallAfter", run, n)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			if n := f.stalls.Load(); n != run {
+				t.Fatalf("run %d: %d stalls after StallAfter", run, n)
+			}
+			time.Sleep(10 * DefaultStallAfter)
+			synctest.Wait()
+			if n := f.stalls.Load(); n != run {
+				t.Fatalf("run %d: %d stalls in a long wait, want one", run, n)
+			}
+			if _, err := deliver(t, s, f.fakeSink, cell.RelayData, []byte("more")); err != nil {
+				t.Fatal(err)
+			}
+			if r := <-reads; r.n != 4 || r.err != nil {
+				t.Fatalf("run %d: waiting read got %d %v", run, r.n, r.err)
+			}
+		}
+		// Data then an END: the reader drains and gets EOF, no stall.
+		go read()
+		if _, err := deliver(t, s, f.fakeSink, cell.RelayEnd, []byte{byte(cell.EndDone)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-reads; r.err != io.EOF {
+			t.Fatalf("after END: %d %v", r.n, r.err)
+		}
+		time.Sleep(2 * DefaultStallAfter)
+		synctest.Wait()
+		if n := f.stalls.Load(); n != 2 {
+			t.Fatalf("%d stalls after END, want 2", n)
+		}
+		s.Close()
+
+		// StallAfter < 0: never.
+		f2 := &stallSink{fakeSink: newSink()}
+		s2, err := New(f2, 8, &Config{Opened: true, StallAfter: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := deliver(t, s2, f2.fakeSink, cell.RelayData, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		s2.Read(buf)
+		s2.SetReadDeadline(time.Now().Add(3 * DefaultStallAfter))
+		if _, err := s2.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("disabled: %v", err)
+		}
+		if n := f2.stalls.Load(); n != 0 {
+			t.Fatalf("%d stalls with StallAfter < 0", n)
+		}
+		s2.Close()
 	})
 }
