@@ -674,6 +674,14 @@ func (x *Conflux) SendFlowControl(ctx context.Context, id uint16, m cell.RelayMs
 	return x.sendLeg.sendMsg(ctx, x.sendHop, id, m, sendOpts{})
 }
 
+// Stalled implements stream.StallSink: every leg's link is nudged (the
+// exit may have died, and any leg's first hop may hold back its DESTROY).
+func (x *Conflux) Stalled() {
+	for _, l := range x.legs {
+		l.c.Stalled()
+	}
+}
+
 // SendEnd implements stream.Sink: END without blocking, best effort.
 func (x *Conflux) SendEnd(id uint16, reason cell.EndReason) {
 	x.mu.Lock()

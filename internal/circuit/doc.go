@@ -42,7 +42,11 @@
 // control answer that was not asked for or whose cc_sendme_inc is more
 // than a factor of 2 from ours close the circuit with a DESTROY. A DESTROY or TRUNCATED from the network closes it with a
 // *DestroyedError; a closing channel closes it with the channel's error.
-// Streams see the circuit's error after their queued data.
+// Streams see the circuit's error after their queued data. A stream whose
+// data stopped while its reader waits (stream.StallSink) makes the circuit
+// nudge its channel (channel.Channel.Nudge): a first hop running C tor can
+// hold back the DESTROY of a circuit whose exit died while the link to us
+// was backed up, and the reader would otherwise wait for ever.
 //
 // LinkConflux joins circuits that end at one exit into a conflux set
 // (prop 329): the set carries streams, delivers the exit's sequenced

@@ -12,7 +12,23 @@ import (
 	"github.com/onionlite/onionlite/memquota"
 )
 
-var _ stream.FlowSink = (*Circuit)(nil)
+var (
+	_ stream.FlowSink  = (*Circuit)(nil)
+	_ stream.StallSink = (*Circuit)(nil)
+)
+
+// nudger is a Link that can make its relay write to it (channel.Nudge).
+type nudger interface{ Nudge() }
+
+// Stalled implements stream.StallSink: a stream's data stopped while its
+// reader waits. The circuit may be dead at the relays with the DESTROY
+// held back by the first hop (see internal/channel's Nudge), so the link
+// is nudged; a live circuit is not disturbed.
+func (c *Circuit) Stalled() {
+	if n, ok := c.link.(nudger); ok && !c.closed.Load() {
+		n.Nudge()
+	}
+}
 
 // Pool implements stream.Sink.
 func (c *Circuit) Pool() *cell.Pool { return c.pool }
