@@ -50,7 +50,7 @@
 // reasons are an *EndError (errors.Is matches the sentinel for the
 // reason, e.g. ErrConnectRefused). A dying circuit ends reads and writes
 // with its error after queued data. A reader that has waited
-// Config.StallAfter (20 s) since data stopped arriving tells a sink that
+// Config.StallAfter (40 s) since data stopped arriving tells a sink that
 // is a StallSink, once per run of data: the circuit may be dead with the
 // news held back by a relay (internal/channel's Nudge). Close sends END (MISC, as tor-spec
 // asks of clients) and discards queued data.

@@ -51,8 +51,12 @@ type StallSink interface {
 	Stalled()
 }
 
-// DefaultStallAfter is Config.StallAfter's default.
-const DefaultStallAfter = 20 * time.Second
+// DefaultStallAfter is Config.StallAfter's default. It is longer than
+// the idle timeout of the mobile facade's pooled HTTP connections (30 s),
+// whose background reads would otherwise cost a nudge (three cells) each
+// time a response is followed by quiet; a stream that really lost its
+// circuit that way is rare, and waits this long instead of for ever.
+const DefaultStallAfter = 40 * time.Second
 
 // FlowSink is a Sink that can also carry prop 324's stream flow control
 // messages. Streams with Config.FlowControl need one.
