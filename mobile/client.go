@@ -67,6 +67,9 @@ func NewClient(cfg *Config) (c *Client, err error) {
 		return nil, wrap(err)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	// IdleConnTimeout stays below internal/stream's DefaultStallAfter
+	// (40 s), so an idle pooled connection closes before its waiting read
+	// nudges the guard's channel.
 	c.http = &http.Client{Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           c.dialContext,
