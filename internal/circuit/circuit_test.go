@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,9 +31,13 @@ type fakeLink struct {
 	mu     sync.Mutex
 	h      channel.Handler
 	gone   bool
+	nudges atomic.Int32
 }
 
 var _ Link = (*fakeLink)(nil)
+
+// Nudge counts the circuit's nudges (channel.Channel.Nudge).
+func (l *fakeLink) Nudge() { l.nudges.Add(1) }
 
 func newFakeLink() *fakeLink {
 	l := &fakeLink{pool: cell.NewPool(4096), sent: make(chan *cell.Cell, 4096)}
@@ -167,6 +172,43 @@ func (r *fakeRelay) openDir(c *Circuit) *stream.Stream {
 		r.t.Fatal(res1.err)
 	}
 	return res1.s
+}
+
+// TestStalledNudgesLink: a stream whose data stopped while its reader
+// waits makes the circuit nudge its link once, after StallAfter.
+func TestStalledNudgesLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, r := createFast(t, nil)
+		s := r.openDir(c)
+		r.send(cell.CmdRelay, cell.RelayData, s.ID(), []byte("hello"))
+		buf := make([]byte, 16)
+		if n, err := s.Read(buf); n != 5 || err != nil {
+			t.Fatalf("read %d %v", n, err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := s.Read(buf); done <- err }()
+		time.Sleep(stream.DefaultStallAfter - time.Second)
+		synctest.Wait()
+		if n := r.link.nudges.Load(); n != 0 {
+			t.Fatalf("%d nudges before StallAfter", n)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if n := r.link.nudges.Load(); n != 1 {
+			t.Fatalf("%d nudges after StallAfter, want 1", n)
+		}
+		// The relay's DESTROY, which the nudge was for, ends the read.
+		d, _ := r.link.pool.Get(context.Background())
+		d.SetPayload(r.id, cell.CmdDestroy, []byte{byte(cell.DestroyDestroyed)})
+		r.link.handler().HandleCell(d)
+		var de *DestroyedError
+		if err := <-done; !errors.As(err, &de) {
+			t.Fatalf("read after DESTROY: %v", err)
+		}
+		for len(r.link.sent) > 0 {
+			r.link.pool.Put(<-r.link.sent)
+		}
+	})
 }
 
 // TestSendmeV1Emitted: after 100 DATA cells the client sends a SENDME v1
