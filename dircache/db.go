@@ -41,7 +41,19 @@ type Options struct {
 	// (tuning.MemTableSizeFor: 1/32 of it, 512 KiB to 2 MiB). Zero means
 	// the tuned default, a 512 KiB memtable. Badger applies after it.
 	MemoryBudget int64
+	// IdleClose closes badger once no operation has run for this long;
+	// the next operation opens it again. An open badger wakes the
+	// process 40 times a second (two compactors on a 50 ms ticker: about
+	// 1 % of a core, for as long as it stays open), while a client uses
+	// its store only around a bootstrap or an hourly refresh. Zero means
+	// DefaultIdleClose; negative keeps badger open until Close.
+	IdleClose time.Duration
 }
+
+// DefaultIdleClose is Options.IdleClose's default: longer than the gaps
+// between a slow link's microdescriptor batches, so a bootstrap keeps one
+// badger open from start to end.
+const DefaultIdleClose = 2 * time.Minute
 
 // Layout of the data directory.
 const (
@@ -85,6 +97,16 @@ type DB struct {
 	// rw: operations hold it shared, Close exclusively.
 	rw     sync.RWMutex
 	closed bool
+
+	// bopt reopens badger after an idle close. bdbMu guards bdb (nil
+	// while idle-closed), busy (operations running) and idleT.
+	bopt      badger.Options
+	idleClose time.Duration
+	bdbMu     sync.Mutex
+	busy      int
+	idleT     *time.Timer
+	lastUse   time.Time // when the last operation ended
+	reopens   int
 	// mdMu makes the read-then-write of last-listed times atomic
 	// against other writers of this store.
 	mdMu sync.Mutex
@@ -147,7 +169,10 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		}
 		bopt.Dir, bopt.ValueDir = bdir, bdir
 	}
-	db := &DB{dir: dir, logf: logf, lock: lock, cons: consFiles{dir: dir}, memTable: bopt.MemTableSize}
+	db := &DB{dir: dir, logf: logf, lock: lock, cons: consFiles{dir: dir}, memTable: bopt.MemTableSize, bopt: bopt, idleClose: o.IdleClose}
+	if db.idleClose == 0 {
+		db.idleClose = DefaultIdleClose
+	}
 	var problems []error
 	aside := func(why error) error {
 		problems = append(problems, why)
@@ -219,6 +244,10 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		return nil, fsErr("remove marker", err)
 	}
 	db.recovery = errors.Join(problems...)
+	if db.idleClose > 0 {
+		db.lastUse = time.Now()
+		db.idleT = time.AfterFunc(db.idleClose, db.closeIdle)
+	}
 	return db, nil
 }
 
@@ -402,10 +431,68 @@ func (db *DB) begin() error {
 		db.rw.RUnlock()
 		return ErrClosed
 	}
+	db.bdbMu.Lock()
+	defer db.bdbMu.Unlock()
+	if db.idleT != nil {
+		db.idleT.Stop()
+	}
+	if db.bdb == nil {
+		b, err := openBadger(db.bopt)
+		if err != nil {
+			db.rw.RUnlock()
+			return fmt.Errorf("dircache: reopen: %w", err)
+		}
+		db.bdb = b
+		db.reopens++
+	}
+	db.busy++
 	return nil
 }
 
-func (db *DB) end() { db.rw.RUnlock() }
+func (db *DB) end() {
+	db.bdbMu.Lock()
+	db.busy--
+	db.lastUse = time.Now()
+	if db.busy == 0 && db.idleClose > 0 {
+		if db.idleT == nil {
+			db.idleT = time.AfterFunc(db.idleClose, db.closeIdle)
+		} else {
+			db.idleT.Reset(db.idleClose)
+		}
+	}
+	db.bdbMu.Unlock()
+	db.rw.RUnlock()
+}
+
+// closeIdle closes badger if no operation has run for idleClose; the
+// next operation reopens it. It needs only bdbMu: operations use bdb
+// between begin and end, while busy counts them.
+func (db *DB) closeIdle() {
+	db.bdbMu.Lock()
+	defer db.bdbMu.Unlock()
+	if db.busy > 0 || db.bdb == nil || time.Since(db.lastUse) < db.idleClose {
+		return
+	}
+	if err := db.bdb.Close(); err != nil {
+		db.logf("dircache: closing the idle cache: %v", err)
+	}
+	db.bdb = nil
+}
+
+// Reopens returns how many times badger was opened again after an idle
+// close.
+func (db *DB) Reopens() int {
+	db.bdbMu.Lock()
+	defer db.bdbMu.Unlock()
+	return db.reopens
+}
+
+// badgerOpen reports whether badger is open now (not idle-closed).
+func (db *DB) badgerOpen() bool {
+	db.bdbMu.Lock()
+	defer db.bdbMu.Unlock()
+	return db.bdb != nil
+}
 
 // Close closes badger and releases the directory.
 func (db *DB) Close() error {
@@ -415,7 +502,16 @@ func (db *DB) Close() error {
 		return fmt.Errorf("dircache: second Close: %w", ErrClosed)
 	}
 	db.closed = true
-	err := db.bdb.Close()
+	var err error
+	db.bdbMu.Lock()
+	if db.idleT != nil {
+		db.idleT.Stop()
+	}
+	if db.bdb != nil {
+		err = db.bdb.Close()
+		db.bdb = nil
+	}
+	db.bdbMu.Unlock()
 	db.cons.close()
 	if lerr := db.lock.Close(); err == nil {
 		err = lerr
