@@ -288,9 +288,14 @@ func (db *DB) checkFormat() error {
 func (db *DB) Recovery() error { return db.recovery }
 
 // MemTableBytes estimates what badger's memtable holds on the Go heap: its
-// arena, allocated at Open, is about 1.3 times the memtable size
-// (docs/dircache.md).
-func (db *DB) MemTableBytes() int64 { return db.memTable * 13 / 10 }
+// arena, allocated when badger opens, is about 1.3 times the memtable size
+// (docs/dircache.md). It is 0 while badger is closed for idleness.
+func (db *DB) MemTableBytes() int64 {
+	if !db.badgerOpen() {
+		return 0
+	}
+	return db.memTable * 13 / 10
+}
 
 func readOpening(path string) int {
 	b, err := os.ReadFile(path)

@@ -37,6 +37,9 @@ func TestIdleClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the idle close", func() bool { return !db.badgerOpen() })
+	if n := db.MemTableBytes(); n != 0 {
+		t.Fatalf("MemTableBytes %d while idle-closed", n)
+	}
 	if v, err := db.GetState("k"); err != nil || string(v) != "v1" {
 		t.Fatalf("after reopening: %q %v", v, err)
 	}

@@ -141,8 +141,9 @@ type MemoryStats struct {
 	// buffer was wanted while all PoolCells were out.
 	Pool      int64
 	PoolWaits uint64
-	// Cache is badger's memtable arena, on the Go heap from start (0
-	// when the cache runs in memory).
+	// Cache is badger's memtable arena, on the Go heap while badger is
+	// open (0 when the cache runs in memory, and while the store has
+	// closed badger after two idle minutes).
 	Cache int64
 	// GoHeap is the Go heap's live and not yet collected objects;
 	// GoTotal all memory the Go runtime holds from the OS (heap, stacks,
