@@ -181,12 +181,18 @@ func TestRelayKilledMidStream(t *testing.T) {
 			case "guard":
 				kill = relaysWeUse(t, n)
 			}
-			// The exit is one process. Our relays are usually one guard,
-			// but a build that failed at its first hop may have left a
-			// second connection: the stream's guard is among them, and
-			// all of them die.
-			if len(kill) == 0 || (victim == "exit" && len(kill) != 1) {
-				t.Fatalf("want one %s to kill, found %v", victim, kill)
+			// Our relays are usually one guard, but a build that failed
+			// at its first hop may have left a second connection. The
+			// exit is usually the one tor connected to the target, but
+			// another exit can still hold a connection from an earlier
+			// test whose circuit died under it (seen once in CI: exit7
+			// and exit8). The stream's relay is among them, and all of
+			// them die; three exits leave one for the next fetch.
+			if len(kill) == 0 {
+				t.Fatalf("no %s to kill", victim)
+			}
+			if len(kill) > 1 {
+				t.Logf("%d candidates for the %s, killing all: %v", len(kill), victim, kill)
 			}
 			k := newKiller(t, n)
 			for _, nd := range kill {
@@ -205,8 +211,10 @@ func TestRelayKilledMidStream(t *testing.T) {
 				// The connection from the dead exit is gone; whoever
 				// served the fetch is alive.
 				for _, nd := range nodesConnectedTo(t, n, port) {
-					if nd.Nick == kill[0].Nick {
-						t.Fatalf("fetched through the dead exit %s", nd.Nick)
+					for _, dead := range kill {
+						if nd.Nick == dead.Nick {
+							t.Fatalf("fetched through the dead exit %s", nd.Nick)
+						}
 					}
 				}
 			}
