@@ -65,13 +65,15 @@ func (ch *Channel) nudge() bool {
 		ch.cfg.Pool.Put(b)
 		return false
 	}
-	p.id = id
 	if err := b.SetPayload(id, cell.CmdCreateFast, x[:]); err != nil {
 		ch.cfg.Pool.Put(b)
 		ch.RemoveCircuit(id)
 		return false
 	}
+	// The channel may close (ChannelClosed) before this returns, so
+	// finish reads id and timer under p.mu.
 	p.mu.Lock()
+	p.id = id
 	p.timer = time.AfterFunc(nudgeTimeout, func() { p.finish(true) })
 	p.mu.Unlock()
 	if ch.Send(b) != nil {
@@ -85,10 +87,10 @@ func (ch *Channel) nudge() bool {
 // nudgeCircuit is the throwaway circuit of one nudge.
 type nudgeCircuit struct {
 	ch   *Channel
-	id   uint32
 	once sync.Once
 
 	mu    sync.Mutex
+	id    uint32      // 0 until AddCircuit's ID is recorded
 	timer *time.Timer // destroys the circuit if no reply comes
 }
 
@@ -108,18 +110,22 @@ func (p *nudgeCircuit) ChannelClosed(error) { p.finish(false) }
 func (p *nudgeCircuit) finish(destroy bool) {
 	p.once.Do(func() {
 		p.mu.Lock()
-		t := p.timer
+		id, t := p.id, p.timer
 		p.mu.Unlock()
 		if t != nil {
 			t.Stop()
 		}
-		if destroy {
-			if b := p.ch.cfg.Pool.TryGet(); b != nil {
-				b.SetPayload(p.id, cell.CmdDestroy, []byte{byte(cell.DestroyNone)})
-				p.ch.Send(b)
+		// id is 0 when the channel closed before it was recorded: the
+		// channel has dropped its circuits already.
+		if id != 0 {
+			if destroy {
+				if b := p.ch.cfg.Pool.TryGet(); b != nil {
+					b.SetPayload(id, cell.CmdDestroy, []byte{byte(cell.DestroyNone)})
+					p.ch.Send(b)
+				}
 			}
+			p.ch.RemoveCircuit(id)
 		}
-		p.ch.RemoveCircuit(p.id)
 		p.ch.mu.Lock()
 		p.ch.nudging = false
 		p.ch.mu.Unlock()
