@@ -99,7 +99,8 @@ type DB struct {
 	closed bool
 
 	// bopt reopens badger after an idle close. bdbMu guards bdb (nil
-	// while idle-closed), busy (operations running) and idleT.
+	// while idle-closed), busy (operations running), idleT, lastUse and
+	// reopens.
 	bopt      badger.Options
 	idleClose time.Duration
 	bdbMu     sync.Mutex
@@ -484,9 +485,9 @@ func (db *DB) closeIdle() {
 	db.bdb = nil
 }
 
-// Reopens returns how many times badger was opened again after an idle
-// close.
-func (db *DB) Reopens() int {
+// reopenCount returns how many times badger was opened again after an
+// idle close.
+func (db *DB) reopenCount() int {
 	db.bdbMu.Lock()
 	defer db.bdbMu.Unlock()
 	return db.reopens

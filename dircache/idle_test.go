@@ -43,7 +43,7 @@ func TestIdleClose(t *testing.T) {
 	if v, err := db.GetState("k"); err != nil || string(v) != "v1" {
 		t.Fatalf("after reopening: %q %v", v, err)
 	}
-	if n := db.Reopens(); n != 1 {
+	if n := db.reopenCount(); n != 1 {
 		t.Fatalf("%d reopens, want 1", n)
 	}
 	// A walk that outlasts IdleClose keeps badger open under it.
