@@ -184,10 +184,10 @@ func TestRelayKilledMidStream(t *testing.T) {
 			// Our relays are usually one guard, but a build that failed
 			// at its first hop may have left a second connection. The
 			// exit is usually the one tor connected to the target, but
-			// another exit can still hold a connection from an earlier
-			// test whose circuit died under it (seen once in CI: exit7
-			// and exit8). The stream's relay is among them, and all of
-			// them die; three exits leave one for the next fetch.
+			// another exit can still hold a target connection (seen once
+			// in CI: exit7 and exit8; from an earlier test, we guess,
+			// not confirmed). The stream's relay is among them, and all
+			// of them die; three exits leave one for the next fetch.
 			if len(kill) == 0 {
 				t.Fatalf("no %s to kill", victim)
 			}
