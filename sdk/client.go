@@ -125,6 +125,10 @@ type Client struct {
 	core    *core
 	initErr error
 	iso     circmgr.IsolationKey // isolation group; zero is the default
+
+	// cacheIdleClose is the store's dircache.Options.IdleClose (zero: its
+	// default). Tests that read badger's state set it.
+	cacheIdleClose time.Duration
 }
 
 // core is the state shared by a Client and its Isolated views.
@@ -235,7 +239,7 @@ func (c *Client) start() (*core, error) {
 	case c.Store != nil:
 		k.store = c.Store
 	case c.DataDir != "":
-		db, err := openStore(c.DataDir, plan.Budget, logf)
+		db, err := openStore(c.DataDir, plan.Budget, c.cacheIdleClose, logf)
 		if err != nil {
 			// A read-only or full data directory: keep working from
 			// memory, and tell the app.
@@ -348,12 +352,12 @@ func allLoopback(auths []netdoc.Authority) bool {
 	return len(auths) > 0
 }
 
-func openStore(dataDir string, budget int64, logf func(string, ...any)) (*dircache.DB, error) {
+func openStore(dataDir string, budget int64, idleClose time.Duration, logf func(string, ...any)) (*dircache.DB, error) {
 	dir := filepath.Join(dataDir, "cache")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", dircache.ErrReadOnly, err)
 	}
-	db, err := dircache.Open(dir, dircache.Options{Logf: logf, MemoryBudget: budget})
+	db, err := dircache.Open(dir, dircache.Options{Logf: logf, MemoryBudget: budget, IdleClose: idleClose})
 	if err != nil {
 		return nil, err
 	}

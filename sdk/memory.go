@@ -143,7 +143,8 @@ type MemoryStats struct {
 	PoolWaits uint64
 	// Cache is badger's memtable arena, on the Go heap while badger is
 	// open (0 when the cache runs in memory, and while the store has
-	// closed badger after two idle minutes).
+	// closed badger after ten seconds without use,
+	// dircache.DefaultIdleClose).
 	Cache int64
 	// GoHeap is the Go heap's live and not yet collected objects;
 	// GoTotal all memory the Go runtime holds from the OS (heap, stacks,

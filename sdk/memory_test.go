@@ -210,7 +210,8 @@ func TestMemoryStats(t *testing.T) {
 	t.Cleanup(testnet.CheckGoroutines(t))
 	n := testnet.Shared(t)
 	c := &Client{DataDir: t.TempDir(), Authorities: n.AuthorityLines(), TestNetwork: true, Logf: t.Logf,
-		MemoryBudget: 16 << 20, KeepGoMemoryLimit: true}
+		MemoryBudget: 16 << 20, KeepGoMemoryLimit: true,
+		cacheIdleClose: -1} // Cache is 0 while the store has closed badger for idleness
 	t.Cleanup(func() { c.Close() })
 	ctx := ctxFor(t, 3*time.Minute)
 	target := n.HTTPTarget()
