@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // pristine builds a closed cache holding the 2019 set, a small and a
@@ -390,4 +391,78 @@ func errString(err error) string {
 		return "ok"
 	}
 	return err.Error()
+}
+
+// TestReopenRepairs: files damaged or removed while badger is closed for
+// idleness are handled by the next operation's reopen as Open handles
+// them at start: a table with a damaged footer (badger itself would end
+// the process) is dropped and reported, and a badger directory removed
+// meanwhile (an app's "clear cache") starts afresh. The store keeps
+// working either way.
+func TestReopenRepairs(t *testing.T) {
+	src, mds := pristine(t)
+	uniq := map[[32]byte]bool{}
+	for _, md := range mds {
+		uniq[md.Digest] = true
+	}
+	for _, damage := range []string{"footer", "cleared"} {
+		t.Run(damage, func(t *testing.T) {
+			dir := copyDir(t, src)
+			db, err := Open(dir, Options{Logf: t.Logf, IdleClose: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			waitFor(t, "the idle close", func() bool { return !db.badgerOpen() })
+			bdir := filepath.Join(dir, badgerName)
+			var hit string
+			switch damage {
+			case "footer":
+				tables, _ := filepath.Glob(filepath.Join(bdir, "*.sst"))
+				var size int64
+				for _, tb := range tables {
+					if st, err := os.Stat(tb); err == nil && st.Size() > size {
+						hit, size = filepath.Base(tb), st.Size()
+					}
+				}
+				if hit == "" {
+					t.Fatal("no table to damage")
+				}
+				flipByte(t, filepath.Join(bdir, hit), size-1)
+			case "cleared":
+				if err := os.RemoveAll(bdir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.GetState("small"); err != nil && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("first operation after the damage: %v", err)
+			}
+			if db.reopenCount() != 1 {
+				t.Fatalf("%d reopens", db.reopenCount())
+			}
+			got := len(collect(t, db))
+			switch damage {
+			case "footer":
+				if r := db.Recovery(); r == nil || !strings.Contains(r.Error(), hit) {
+					t.Fatalf("damage to %s not reported: %v", hit, r)
+				}
+				if got >= len(uniq) {
+					t.Fatalf("%d of %d microdescriptors after dropping %s", got, len(uniq), hit)
+				}
+			case "cleared":
+				if got != 0 {
+					t.Fatalf("%d microdescriptors in a cleared cache", got)
+				}
+			}
+			if _, err := db.Consensus("microdesc"); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.PutState("after", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := db.GetState("after"); err != nil || string(v) != "x" {
+				t.Fatal(v, err)
+			}
+		})
+	}
 }

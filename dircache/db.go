@@ -103,8 +103,8 @@ type DB struct {
 	closed bool
 
 	// bopt reopens badger after an idle close. bdbMu guards bdb (nil
-	// while idle-closed), busy (operations running), idleT, lastUse and
-	// reopens.
+	// while idle-closed), busy (operations running), idleT, lastUse,
+	// reopens and recovery.
 	bopt      badger.Options
 	idleClose time.Duration
 	bdbMu     sync.Mutex
@@ -112,6 +112,9 @@ type DB struct {
 	idleT     *time.Timer
 	lastUse   time.Time // when the last operation ended
 	reopens   int
+	// custom: Options.Badger adjusted bopt, so an open that fails is
+	// not taken for damage.
+	custom bool
 	// mdMu makes the read-then-write of last-listed times atomic
 	// against other writers of this store.
 	mdMu sync.Mutex
@@ -178,7 +181,28 @@ func Open(dir string, o Options) (_ *DB, err error) {
 	if db.idleClose == 0 {
 		db.idleClose = DefaultIdleClose
 	}
+	db.custom = o.Badger != nil
 	var problems []error
+	db.bdb, problems, err = db.openRepairing()
+	if err != nil {
+		return nil, err
+	}
+	db.recovery = errors.Join(problems...)
+	if db.idleClose > 0 {
+		db.lastUse = time.Now()
+		db.idleT = time.AfterFunc(db.idleClose, db.closeIdle)
+	}
+	return db, nil
+}
+
+// openRepairing opens badger from db.bopt the way Open and a reopen after
+// an idle close both do: the crash-loop marker counts the attempt, the
+// preflight checks and repairs the tables, and a directory badger still
+// refuses is moved aside and started afresh. problems says what was
+// repaired or moved aside; err is set only when no usable badger could be
+// opened. The caller owns bdbMu or is Open.
+func (db *DB) openRepairing() (bdb *badger.DB, problems []error, err error) {
+	bdir, bopt, logf := db.bopt.Dir, db.bopt, db.logf
 	aside := func(why error) error {
 		problems = append(problems, why)
 		logf("dircache: moving the cache aside and starting afresh: %v", why)
@@ -192,16 +216,16 @@ func Open(dir string, o Options) (_ *DB, err error) {
 		return nil
 	}
 
-	marker := filepath.Join(dir, openingName)
+	marker := filepath.Join(db.dir, openingName)
 	if n := readOpening(marker); n >= crashLoopLimit {
 		if err := aside(fmt.Errorf("the last %d opens did not finish", n)); err != nil {
-			return nil, err
+			return nil, problems, err
 		}
 		if err := writeOpening(marker, 0); err != nil {
-			return nil, err
+			return nil, problems, err
 		}
 	} else if err := writeOpening(marker, n+1); err != nil {
-		return nil, err
+		return nil, problems, err
 	}
 
 	if repaired, err := preflight(bdir, bopt); err != nil {
@@ -209,51 +233,46 @@ func Open(dir string, o Options) (_ *DB, err error) {
 			err = fmt.Errorf("%w (after repairing: %s)", err, strings.Join(repaired, "; "))
 		}
 		if err := aside(fmt.Errorf("preflight: %w", err)); err != nil {
-			return nil, err
+			return nil, problems, err
 		}
 	} else if len(repaired) > 0 {
 		problems = append(problems, fmt.Errorf("repaired damaged files: %s", strings.Join(repaired, "; ")))
 		logf("dircache: repaired damaged files: %s", strings.Join(repaired, "; "))
 	}
 
-	db.bdb, err = openBadger(bopt)
+	bdb, err = openBadger(bopt)
 	if err == nil {
-		if ferr := db.checkFormat(); ferr != nil {
-			db.bdb.Close()
-			db.bdb, err = nil, ferr
+		if ferr := checkFormat(bdb); ferr != nil {
+			bdb.Close()
+			bdb, err = nil, ferr
 		}
 	}
 	if err != nil {
 		if isReadOnlyErr(err) {
-			return nil, fmt.Errorf("%w: %v", ErrReadOnly, err)
+			return nil, problems, fmt.Errorf("%w: %v", ErrReadOnly, err)
 		}
-		if isResourceErr(err) || o.Badger != nil {
+		if isResourceErr(err) || db.custom {
 			// Not damage: moving the cache aside would not help.
-			return nil, fmt.Errorf("dircache: open: %w", err)
+			return nil, problems, fmt.Errorf("dircache: open: %w", err)
 		}
 		if aerr := aside(err); aerr != nil {
-			return nil, aerr
+			return nil, problems, aerr
 		}
-		if db.bdb, err = openBadger(bopt); err == nil {
-			err = db.checkFormat()
+		if bdb, err = openBadger(bopt); err == nil {
+			err = checkFormat(bdb)
 		}
 		if err != nil {
-			if db.bdb != nil {
-				db.bdb.Close()
+			if bdb != nil {
+				bdb.Close()
 			}
-			return nil, fmt.Errorf("dircache: open fresh cache: %w", err)
+			return nil, problems, fmt.Errorf("dircache: open fresh cache: %w", err)
 		}
 	}
 	if err := os.Remove(marker); err != nil {
-		db.bdb.Close()
-		return nil, fsErr("remove marker", err)
+		bdb.Close()
+		return nil, problems, fsErr("remove marker", err)
 	}
-	db.recovery = errors.Join(problems...)
-	if db.idleClose > 0 {
-		db.lastUse = time.Now()
-		db.idleT = time.AfterFunc(db.idleClose, db.closeIdle)
-	}
-	return db, nil
+	return bdb, problems, nil
 }
 
 // openBadger calls badger.Open, turning a panic into an error.
@@ -268,8 +287,8 @@ func openBadger(o badger.Options) (db *badger.DB, err error) {
 
 // checkFormat writes the format key into a new database and checks it in
 // an old one.
-func (db *DB) checkFormat() error {
-	return db.bdb.Update(func(txn *badger.Txn) error {
+func checkFormat(bdb *badger.DB) error {
+	return bdb.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get([]byte(formatKey))
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Set([]byte(formatKey), []byte(formatValue))
@@ -288,9 +307,14 @@ func (db *DB) checkFormat() error {
 	})
 }
 
-// Recovery reports what Open had to repair: damaged tables it dropped, or
-// why it moved the database aside. nil when the cache opened cleanly.
-func (db *DB) Recovery() error { return db.recovery }
+// Recovery reports what Open, or a reopen after an idle close, had to
+// repair: damaged tables it dropped, or why it moved the database aside.
+// nil when the cache always opened cleanly.
+func (db *DB) Recovery() error {
+	db.bdbMu.Lock()
+	defer db.bdbMu.Unlock()
+	return db.recovery
+}
 
 // MemTableBytes estimates what badger's memtable holds on the Go heap: its
 // arena, allocated when badger opens, is about 1.3 times the memtable size
@@ -447,7 +471,12 @@ func (db *DB) begin() error {
 		db.idleT.Stop()
 	}
 	if db.bdb == nil {
-		b, err := openBadger(db.bopt)
+		// The files may have changed while badger was closed (a user's
+		// "clear cache", a failing disk), so it opens as Open does.
+		b, problems, err := db.openRepairing()
+		if len(problems) > 0 {
+			db.recovery = errors.Join(append([]error{db.recovery}, problems...)...)
+		}
 		if err != nil {
 			db.rw.RUnlock()
 			return fmt.Errorf("dircache: reopen: %w", err)
