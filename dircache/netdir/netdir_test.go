@@ -753,3 +753,96 @@ func TestProvisional(t *testing.T) {
 		t.Errorf("Provisional after Build: %v, want ErrBuilt", err)
 	}
 }
+
+// TestSnapshotInBandwidthOrder: microdescriptors fetched in the order
+// MissingMicrodescs gives (highest bandwidth first) make the view Enough
+// long before all have arrived; a Snapshot taken then is the view Build
+// would make from what was added, and adding the rest changes neither the
+// snapshot nor the final view.
+func TestSnapshotInBandwidthOrder(t *testing.T) {
+	c := checkedConsensus(t, cons2019)
+	b, err := NewBuilder(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := b.Provisional()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bwOf := map[[32]byte]uint32{}
+	for i := range prov.Len() {
+		r := prov.Relay(RelayIndex(i))
+		bwOf[r.MicrodescDigest] = max(bwOf[r.MicrodescDigest], r.Bandwidth)
+	}
+	missing := b.MissingMicrodescs()
+	for k := 1; k < len(missing); k++ {
+		if bwOf[missing[k]] > bwOf[missing[k-1]] {
+			t.Fatalf("MissingMicrodescs[%d] has more bandwidth (%d) than the one before (%d)", k, bwOf[missing[k]], bwOf[missing[k-1]])
+		}
+	}
+	all := map[[32]byte]netdoc.Microdesc{}
+	for _, set := range [][]netdoc.Microdesc{parseMDs(t, mds2019), parseMDs(t, mds2019New)} {
+		for _, md := range set {
+			all[md.Digest] = md
+		}
+	}
+	const batch = 500
+	added := 0
+	for !b.DirInfo().Enough(0) {
+		if added >= len(missing) {
+			t.Fatal("never Enough")
+		}
+		var mds []netdoc.Microdesc
+		for _, d := range missing[added:min(added+batch, len(missing))] {
+			mds = append(mds, all[d])
+		}
+		if _, err := b.AddMicrodescs(mds); err != nil {
+			t.Fatal(err)
+		}
+		added += len(mds)
+	}
+	t.Logf("Enough after %d of %d microdescriptors: %+v", added, len(missing), b.DirInfo())
+	// Identity order needs nearly all of them (paths 0.6 takes about 85 %
+	// of each role's weight); bandwidth order far fewer.
+	if added > len(missing)/2 {
+		t.Errorf("Enough only after %d of %d microdescriptors", added, len(missing))
+	}
+	snap, err := b.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	atSnap := b.DirInfo()
+	if got := snap.DirInfo(); got != atSnap {
+		t.Fatalf("snapshot DirInfo %+v, builder %+v", got, atSnap)
+	}
+	var rest []netdoc.Microdesc
+	for _, d := range missing[added:] {
+		rest = append(rest, all[d])
+	}
+	if _, err := b.AddMicrodescs(rest); err != nil {
+		t.Fatal(err)
+	}
+	full, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.DirInfo(); got != atSnap {
+		t.Fatalf("adding the rest changed the snapshot: %+v, was %+v", got, atSnap)
+	}
+	if d := full.DirInfo(); d.Present != d.Usable {
+		t.Fatalf("final view: %+v", d)
+	}
+	if ref := build(t, c, nil, parseMDs(t, mds2019), parseMDs(t, mds2019New)); ref.DirInfo() != full.DirInfo() {
+		t.Fatalf("final view %+v, built at once %+v", full.DirInfo(), ref.DirInfo())
+	}
+	for i := range snap.Len() {
+		ri := RelayIndex(i)
+		s, f := snap.Relay(ri), full.Relay(ri)
+		if !s.Flags.Has(FlagHasMicrodesc) {
+			continue
+		}
+		if fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", f) || snap.RejectsAll(ri) != full.RejectsAll(ri) {
+			t.Fatalf("relay %d differs between the snapshot and the final view:\n%+v\n%+v", i, s, f)
+		}
+	}
+}
