@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -412,6 +413,19 @@ func (m *Manager) PrimaryGuards() []guard.Info {
 // guard state learns it. Using the same relays for directory requests and
 // as first hops means one TLS connection serves both.
 func (m *Manager) DirGuards(nd *netdir.NetDir, n int) []netdir.Relay {
+	return m.primaryRelays(nd, n, netdir.FlagV2Dir|netdir.FlagRunning)
+}
+
+// PrimaryGuardRelays returns the primary guards, in order, that are not
+// known to be unreachable, as relays of nd (which may lack
+// microdescriptors, as DirGuards). A bootstrap fetches their
+// microdescriptors first: without them no circuit can start.
+func (m *Manager) PrimaryGuardRelays(nd *netdir.NetDir) []netdir.Relay {
+	return m.primaryRelays(nd, math.MaxInt, 0)
+}
+
+// primaryRelays returns up to n primary guards with flags, in order.
+func (m *Manager) primaryRelays(nd *netdir.NetDir, n int, flags netdir.Flags) []netdir.Relay {
 	if nd == nil || n <= 0 {
 		return nil
 	}
@@ -437,7 +451,7 @@ func (m *Manager) DirGuards(nd *netdir.NetDir, n int) []netdir.Relay {
 			continue
 		}
 		r := view.Relay(i)
-		if !r.Flags.Has(netdir.FlagV2Dir | netdir.FlagRunning) {
+		if !r.Flags.Has(flags) {
 			continue
 		}
 		out = append(out, r)
