@@ -93,8 +93,18 @@ type Bootstrapper struct {
 	cur     atomic.Pointer[netdir.NetDir]
 	dormant atomic.Bool
 	ready   chan struct{} // closed once the first usable NetDir is published
+	// complete is closed once the bootstrap that made the directory
+	// ready has every microdescriptor it could get (completeOnce).
+	complete     chan struct{}
+	completeOnce sync.Once
 
-	boot sync.Mutex // serialises Bootstrap and refresh rounds
+	// boot holds a token while a Bootstrap or refresh round runs,
+	// including the microdescriptors a bootstrap fetches in the
+	// background after ready.
+	boot chan struct{}
+	// mdPerRequest bounds a microdescriptor batch
+	// (maxMicrodescsPerRequest; tests set less).
+	mdPerRequest int
 
 	mu       sync.Mutex
 	progress Progress
@@ -128,6 +138,9 @@ func New(cfg Config) (*Bootstrapper, error) {
 		requestTimeout: cfg.RequestTimeout,
 		parallel:       cfg.Parallel,
 		ready:          make(chan struct{}),
+		complete:       make(chan struct{}),
+		boot:           make(chan struct{}, 1),
+		mdPerRequest:   maxMicrodescsPerRequest,
 		certs:          map[netdoc.CertKey]*netdoc.AuthCert{},
 		kick:           make(chan struct{}, 1),
 		stop:           make(chan struct{}),
@@ -159,6 +172,41 @@ func (b *Bootstrapper) NetDir() *netdir.NetDir { return b.cur.Load() }
 
 // Ready is closed once a usable directory exists.
 func (b *Bootstrapper) Ready() <-chan struct{} { return b.ready }
+
+// Complete is closed once the bootstrap that made the directory ready has
+// all the microdescriptors it could get. A bootstrap declares the
+// directory ready as soon as the microdescriptors in hand are enough to
+// build circuits (the consensus's min_paths_for_circs_pct, as C tor's
+// "enough directory info") and the primary guards' are among them; it
+// fetches the highest-bandwidth relays' first, and the rest in the
+// background. A process about to exit that wants a complete cache for its
+// next start waits for Complete.
+func (b *Bootstrapper) Complete() <-chan struct{} { return b.complete }
+
+func (b *Bootstrapper) markComplete() { b.completeOnce.Do(func() { close(b.complete) }) }
+
+// errReady: the directory became ready while a Bootstrap waited for the
+// bootstrap lock.
+var errReady = errors.New("bootstrap: ready")
+
+// lockBoot takes the bootstrap lock. With orReady it gives up, returning
+// errReady, once the directory is ready.
+func (b *Bootstrapper) lockBoot(ctx context.Context, orReady bool) error {
+	var ready <-chan struct{}
+	if orReady {
+		ready = b.ready
+	}
+	select {
+	case b.boot <- struct{}{}:
+		return nil
+	case <-ready:
+		return errReady
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Bootstrapper) unlockBoot() { <-b.boot }
 
 // Progress returns the latest progress report.
 func (b *Bootstrapper) Progress() Progress {
@@ -288,8 +336,19 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		return nil
 	default:
 	}
-	b.boot.Lock()
-	defer b.boot.Unlock()
+	if err := b.lockBoot(ctx, true); err != nil {
+		if err == errReady {
+			return nil
+		}
+		return err
+	}
+	handedOff := false // the background download releases the lock
+	defer func() {
+		if !handedOff {
+			b.fetch.closeAll()
+			b.unlockBoot()
+		}
+	}()
 	if b.isClosed() {
 		return ErrClosed
 	}
@@ -299,7 +358,6 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 	default:
 	}
 	start := b.clock.Now()
-	defer b.fetch.closeAll()
 
 	b.phase(PhaseLoadingCache, 2, "loading cached directory")
 	cached, live, recent := b.loadCache()
@@ -325,13 +383,7 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 			return err
 		}
 		b.addStoredMicrodescs(bld)
-		if err := b.completeMicrodescs(ctx, bld, nil); err == nil {
-			nd, err := bld.Build()
-			if err != nil {
-				return err
-			}
-			b.publish(nd)
-			b.markReady(start)
+		if handedOff, err = b.finishDirectory(ctx, bld, start, false); err == nil {
 			return nil
 		} else if ctx.Err() != nil {
 			return err
@@ -358,17 +410,101 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		return err
 	}
 	b.addStoredMicrodescs(bld)
-	if err := b.completeMicrodescs(ctx, bld, nil); err != nil {
-		return err
+	handedOff, err = b.finishDirectory(ctx, bld, start, true)
+	return err
+}
+
+// finishDirectory fetches the microdescriptors bld lacks, publishes the
+// view and marks the directory ready (and, with stored, records the
+// listing times and prunes the store). It returns as soon as the view is
+// usable: when the microdescriptors in hand are enough (the primary
+// guards' among them) and more are still missing, it publishes a snapshot,
+// marks ready and returns handedOff: a background goroutine then owns the
+// bootstrap lock, fetches the rest, publishes the whole view, closes the
+// directory circuits, releases the lock and closes Complete. ctx bounds
+// the fetch until ready; after that only Close ends it.
+func (b *Bootstrapper) finishDirectory(ctx context.Context, bld *netdir.Builder, start time.Time, stored bool) (handedOff bool, err error) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopCaller := context.AfterFunc(ctx, cancel)
+	go func() { // Close ends the fetch whoever waits for it
+		select {
+		case <-b.stop:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	enough := make(chan *netdir.NetDir, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- b.completeMicrodescs(fctx, bld, nil, func(nd *netdir.NetDir) {
+			select {
+			case enough <- nd:
+			default:
+			}
+		})
+	}()
+	finish := func(err error) error {
+		if err != nil {
+			return err
+		}
+		nd, err := bld.Build()
+		if err != nil {
+			return err
+		}
+		b.publish(nd)
+		if stored {
+			b.markStored(nd)
+		}
+		return nil
 	}
-	nd, err := bld.Build()
-	if err != nil {
-		return err
+	select {
+	case err := <-done:
+		stopCaller()
+		cancel()
+		if err = finish(err); err != nil {
+			return false, err
+		}
+		b.markReady(start)
+		b.markComplete()
+		return false, nil
+	case snap := <-enough:
+		select {
+		case err := <-done: // the last batch made it enough
+			stopCaller()
+			cancel()
+			if err = finish(err); err != nil {
+				return false, err
+			}
+			b.markReady(start)
+			b.markComplete()
+			return false, nil
+		default:
+		}
+		stopCaller() // from now on only Close cancels fctx
+		b.publish(snap)
+		b.markReady(start)
+		di := snap.DirInfo()
+		b.logf("bootstrap: directory ready with %d of %d microdescriptors (paths %.0f%%); fetching the rest in the background",
+			di.Present, di.Usable, 100*di.Paths)
+		go func() {
+			err := <-done
+			cancel()
+			if err != nil {
+				b.logf("bootstrap: fetching the rest of the microdescriptors: %v", err)
+			}
+			if !b.isClosed() {
+				// Whatever arrived is published, even after an error:
+				// the view only gains relays.
+				if err := finish(nil); err != nil {
+					b.logf("bootstrap: finishing the directory in the background: %v", err)
+				}
+			}
+			b.fetch.closeAll()
+			b.unlockBoot()
+			b.markComplete()
+		}()
+		return true, nil
 	}
-	b.publish(nd)
-	b.markStored(nd)
-	b.markReady(start)
-	return nil
 }
 
 func (b *Bootstrapper) isClosed() bool {

@@ -190,6 +190,82 @@ func TestColdWarmStale(t *testing.T) {
 	}
 }
 
+// TestEarlyReady: against the real test network, microdescriptors one per
+// request so that the order shows. The directory is ready once the view is
+// Enough with the primary guards' microdescriptors in it (here the relay
+// bandwidth order would fetch last), before every microdescriptor has
+// arrived; the rest arrive in the background, the whole view is published,
+// the store holds them all, and Complete closes.
+func TestEarlyReady(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t))
+	r := newRig(t)
+	db := openStore(t, t.TempDir())
+	defer db.Close()
+	var (
+		mu    sync.Mutex
+		views []*netdir.NetDir
+	)
+	b, _ := r.boot(db, opts{onDir: func(nd *netdir.NetDir) {
+		mu.Lock()
+		views = append(views, nd)
+		mu.Unlock()
+	}})
+	b.mdPerRequest = 1
+	var lastID [20]byte
+	b.cfg.PrimaryGuards = func(nd *netdir.NetDir) []netdir.Relay {
+		m := nd.MissingMicrodescs()
+		for i := range nd.Len() {
+			if rl := nd.Relay(netdir.RelayIndex(i)); len(m) > 0 && rl.MicrodescDigest == m[len(m)-1] {
+				lastID = rl.ID
+				return []netdir.Relay{rl}
+			}
+		}
+		return nil
+	}
+	if err := b.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	nodes := len(r.net.Nodes())
+	nd := b.NetDir()
+	di := nd.DirInfo()
+	t.Logf("ready with %d of %d microdescriptors: %+v", nd.NumMicrodescs(), nodes, di)
+	if !di.Enough(0) {
+		t.Fatalf("ready with a view that is not enough: %+v", di)
+	}
+	if i, ok := nd.ByID(lastID); !ok || !nd.Relay(i).Flags.Has(netdir.FlagHasMicrodesc) {
+		t.Fatal("ready without the primary guard's microdescriptor")
+	}
+	if nd.NumMicrodescs() >= nodes {
+		t.Fatalf("ready only with all %d microdescriptors", nodes)
+	}
+	if err := b.Bootstrap(ctxFor(t, time.Second)); err != nil {
+		t.Fatalf("Bootstrap after ready, while the rest downloads: %v", err)
+	}
+	select {
+	case <-b.Complete():
+	case <-time.After(time.Minute):
+		t.Fatal("Complete did not close")
+	}
+	final := b.NetDir()
+	if final.NumMicrodescs() != nodes || b.Stats().MicrodescsFetched != nodes {
+		t.Fatalf("complete: %d microdescriptors in the view, %d fetched; want %d", final.NumMicrodescs(), b.Stats().MicrodescsFetched, nodes)
+	}
+	mu.Lock()
+	if len(views) != 2 || views[0] != nd || views[1] != final {
+		t.Errorf("%d views published, want the snapshot then the whole view", len(views))
+	}
+	mu.Unlock()
+	stored := 0
+	if _, err := db.ForEachMicrodesc(func([32]byte, []byte) error { stored++; return nil }); err != nil || stored != nodes {
+		t.Fatalf("store holds %d microdescriptors (%v), want %d", stored, err, nodes)
+	}
+	// The background download released the bootstrap lock.
+	if err := b.lockBoot(ctxFor(t, time.Second), false); err != nil {
+		t.Fatalf("bootstrap lock after the background download: %v", err)
+	}
+	b.unlockBoot()
+}
+
 func containsPhase(ps []Phase, p Phase) bool {
 	for _, x := range ps {
 		if x == p {

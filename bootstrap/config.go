@@ -137,6 +137,12 @@ type Config struct {
 	// connection to the first guard serves both directory fetches and
 	// circuits. The sdk backs it with the circuit manager's guards.
 	DirGuards func(nd *netdir.NetDir) []netdir.Relay
+	// PrimaryGuards, if set, names the client's primary guards for a
+	// view (which may lack microdescriptors). Their microdescriptors are
+	// fetched first, and a bootstrap does not declare the directory
+	// ready before they are in: every circuit starts at one of them. The
+	// sdk backs it with the circuit manager's guards.
+	PrimaryGuards func(nd *netdir.NetDir) []netdir.Relay
 	// OnNetDir, if set, is called with every new network view, on the
 	// bootstrap's goroutine: it must not block.
 	OnNetDir func(*netdir.NetDir)

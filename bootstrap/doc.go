@@ -6,6 +6,15 @@
 // stored in a dircache.Store, so a warm start within the consensus's
 // freshness fetches nothing and a stale one fetches a diff.
 //
+// Microdescriptors are asked for the primary guards' first, then the
+// highest-bandwidth relays' first. The directory is ready (Ready, and
+// Bootstrap returns) as soon as those in hand are enough to build circuits
+// (netdir.DirInfo.Enough: the consensus's min_paths_for_circs_pct, as C
+// tor's "enough directory info") and include the primary guards'; the
+// rest download in the background, which then publishes the whole view
+// and closes Complete. On the real 2019 directory that is after about a
+// third of them.
+//
 // Every request goes over a one-hop circuit and a BEGIN_DIR stream to an
 // ORPort: to the configured authorities until a consensus is known, then to
 // caches listed in it. A source that answers garbage, 404 or nothing is

@@ -150,6 +150,13 @@ func TestTamperedAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatalf("bootstrap with %d tampered answers: %v", len(served), err)
 			}
+			// Ready may come before a refused microdescriptor was
+			// fetched again; the whole view follows.
+			select {
+			case <-b.Complete():
+			case <-time.After(time.Minute):
+				t.Fatal("the rest of the microdescriptors never came")
+			}
 			nd := b.NetDir()
 			if nd.NumMicrodescs() != nd.Len() {
 				t.Fatalf("%d of %d microdescriptors", nd.NumMicrodescs(), nd.Len())

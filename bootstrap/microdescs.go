@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -60,8 +61,11 @@ func (b *Bootstrapper) addStoredMicrodescs(bld *netdir.Builder) {
 func (b *Bootstrapper) mdProgress(di netdir.DirInfo) {
 	b.setProgress(func(p *Progress) {
 		p.Microdescs, p.MicrodescsWanted = di.Present, di.Usable
-		if p.Phase == PhaseMicrodescs && di.Usable > 0 {
-			p.Percent = 50 + 49*di.Present/di.Usable
+		// Towards ready: the fraction of paths the view allows, against
+		// the fraction that is enough (microdescriptors arrive highest
+		// bandwidth first, so this runs ahead of their count).
+		if p.Phase == PhaseMicrodescs && di.Threshold > 0 {
+			p.Percent = 50 + int(49*min(1, di.Paths/di.Threshold))
 		}
 	})
 }
@@ -114,11 +118,39 @@ type mdBatch struct {
 // result is not enough to build circuits. nd, when not nil, is the
 // previous view: it names caches with known keys; when nil, caches and
 // directory guards are chosen from bld's view of the consensus alone.
-func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir) error {
+//
+// The primary guards' microdescriptors are asked for first, then the
+// rest highest bandwidth first. onEnough, if not nil, is called once
+// with a snapshot of the view as soon as it is enough to build circuits
+// with the primary guards' microdescriptors in it, while more are still
+// missing (at once if that holds before any fetch); the fetch goes on.
+func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir, onEnough func(*netdir.NetDir)) error {
 	missing := bld.MissingMicrodescs()
 	if len(missing) > 0 {
+		view := nd
+		if view == nil {
+			// A cold bootstrap: the consensus alone (dropped once bld
+			// was made) names the caches and guards.
+			prov, err := bld.Provisional()
+			if err != nil {
+				return err
+			}
+			view = prov
+		}
+		first := b.primaryDigests(view)
+		missing, first = putFirst(missing, first)
+		if onEnough != nil && len(first) == 0 {
+			if di := bld.DirInfo(); di.Enough(0) {
+				snap, err := bld.Snapshot()
+				if err != nil {
+					return err
+				}
+				onEnough(snap)
+				onEnough = nil
+			}
+		}
 		b.phase(PhaseMicrodescs, 50, fmt.Sprintf("downloading %d microdescriptors", len(missing)))
-		b.fetchMicrodescs(ctx, bld, nd, missing)
+		b.fetchMicrodescs(ctx, bld, view, missing, first, onEnough)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -132,27 +164,63 @@ func (b *Bootstrapper) completeMicrodescs(ctx context.Context, bld *netdir.Build
 	return nil
 }
 
-func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir, missing [][32]byte) {
+// primaryDigests returns the microdescriptor digests of the primary
+// guards in nd (Config.PrimaryGuards).
+func (b *Bootstrapper) primaryDigests(nd *netdir.NetDir) [][32]byte {
+	if b.cfg.PrimaryGuards == nil {
+		return nil
+	}
+	var out [][32]byte
+	for _, r := range b.cfg.PrimaryGuards(nd) {
+		out = append(out, r.MicrodescDigest)
+	}
+	return out
+}
+
+// putFirst moves the digests of first that missing holds to its front,
+// keeping the order of the rest, and returns the new list and those moved.
+func putFirst(missing, first [][32]byte) (_, moved [][32]byte) {
+	if len(first) == 0 {
+		return missing, nil
+	}
+	want := make(map[[32]byte]bool, len(first))
+	for _, d := range first {
+		want[d] = true
+	}
+	out := make([][32]byte, 0, len(missing))
+	for _, d := range missing {
+		if want[d] {
+			out = append(out, d)
+			delete(want, d)
+		}
+	}
+	moved = out[:len(out):len(out)]
+	for _, d := range missing {
+		if !slices.Contains(moved, d) {
+			out = append(out, d)
+		}
+	}
+	return out, moved
+}
+
+// fetchMicrodescs fetches missing, in order, from the caches of nd (the
+// directory guards first). first are the digests onEnough waits for
+// besides DirInfo's Enough.
+func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder, nd *netdir.NetDir, missing, first [][32]byte, onEnough func(*netdir.NetDir)) {
 	// How many caches to use: enough that each gets a batch that
 	// compresses well, at most Parallel.
 	k := min(b.parallel, (len(missing)+minMicrodescsPerSource-1)/minMicrodescsPerSource)
 	k = max(k, 1)
-	per := min(maxMicrodescsPerRequest, (len(missing)+k-1)/k)
+	per := min(b.mdPerRequest, (len(missing)+k-1)/k)
 	var queue []*mdBatch
 	for i := 0; i < len(missing); i += per {
 		queue = append(queue, &mdBatch{digests: missing[i:min(i+per, len(missing))]})
 	}
-
-	if nd == nil {
-		// A cold bootstrap: the consensus alone (dropped once bld was
-		// made) names the caches, weighted as for directory requests.
-		prov, err := bld.Provisional()
-		if err != nil {
-			b.logf("bootstrap: %v", err)
-			return
-		}
-		nd = prov
+	waitFor := make(map[[32]byte]bool, len(first))
+	for _, d := range first {
+		waitFor[d] = true
 	}
+
 	sources := b.cacheSources(nd, 4*b.parallel, nil)
 	sources = append(sources, b.bootstrapSources(nil)...) // authorities last
 	guards := b.dirGuardSources(nd)
@@ -220,6 +288,28 @@ func (b *Bootstrapper) fetchMicrodescs(ctx context.Context, bld *netdir.Builder,
 				b.count(func(s *Stats) { s.RequestFailures++ })
 				b.logf("bootstrap: microdescriptors from %s: %v", src.name, err)
 				src = nextSource()
+			}
+			if onEnough != nil && len(rest) < len(bt.digests) {
+				for _, d := range bt.digests {
+					if waitFor[d] && !slices.Contains(rest, d) {
+						delete(waitFor, d)
+					}
+				}
+				if len(waitFor) == 0 && len(queue)+inflight > 0 {
+					bldMu.Lock()
+					var snap *netdir.NetDir
+					if bld.DirInfo().Enough(0) {
+						var serr error
+						if snap, serr = bld.Snapshot(); serr != nil {
+							b.logf("bootstrap: %v", serr)
+						}
+					}
+					bldMu.Unlock()
+					if snap != nil {
+						onEnough(snap)
+						onEnough = nil
+					}
+				}
 			}
 			cond.Broadcast()
 			mu.Unlock()

@@ -158,8 +158,10 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 	if prev == nil {
 		return b.Bootstrap(ctx)
 	}
-	b.boot.Lock()
-	defer b.boot.Unlock()
+	if err := b.lockBoot(ctx, false); err != nil {
+		return err
+	}
+	defer b.unlockBoot()
 	if b.isClosed() {
 		return ErrClosed
 	}
@@ -186,7 +188,7 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.completeMicrodescs(ctx, bld, prev); err != nil {
+	if err := b.completeMicrodescs(ctx, bld, prev, nil); err != nil {
 		return err
 	}
 	nd, err := bld.Build()

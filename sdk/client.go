@@ -280,6 +280,12 @@ func (c *Client) start() (*core, error) {
 			}
 			return k.circs.DirGuards(nd, 3)
 		},
+		PrimaryGuards: func(nd *netdir.NetDir) []netdir.Relay {
+			if k.circs == nil {
+				return nil
+			}
+			return k.circs.PrimaryGuardRelays(nd)
+		},
 		OnBootstrapError: k.bootFailed,
 		Logf:             logf,
 	})
@@ -460,7 +466,9 @@ func (c *Client) started(op string) (*core, error) {
 }
 
 // Bootstrap blocks until the client has a usable directory, fetching what
-// the cache lacks. It returns nil at once when the directory is ready. It
+// the cache lacks; microdescriptors beyond those needed for a usable
+// directory keep downloading in the background (WaitDirectoryComplete).
+// It returns nil at once when the directory is ready. It
 // returns an error when ctx ends, or when one round of attempts failed at
 // every source (KindBootstrapFailed, KindClockSkew): the client goes on
 // retrying in the background with backoff, and a later Bootstrap or dial
@@ -474,6 +482,33 @@ func (c *Client) Bootstrap(ctx context.Context) error {
 		return bootstrapError(err)
 	}
 	return nil
+}
+
+// WaitDirectoryComplete waits, after the directory is ready, until the
+// bootstrap that made it ready has every microdescriptor it could get.
+// Bootstrap returns as soon as the microdescriptors in hand are enough to
+// build circuits (as C tor's "enough directory info"; they are fetched
+// highest-bandwidth first, the primary guards' before all) and the rest
+// download in the background. A process that exits soon after
+// bootstrapping and wants its next start to read no directory bytes waits
+// for this. It returns an error when ctx ends or the client is closed.
+func (c *Client) WaitDirectoryComplete(ctx context.Context) error {
+	k, err := c.ready(ctx, "bootstrap")
+	if err != nil {
+		return err
+	}
+	select {
+	case <-k.boot.Complete():
+		return nil
+	case <-k.ctx.Done():
+		return &Error{Kind: KindClosed, Op: "bootstrap"}
+	case <-ctx.Done():
+		kind := KindBootstrapRequired
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			kind = KindTimeout
+		}
+		return &Error{Kind: kind, Op: "bootstrap", Err: fmt.Errorf("directory not complete: %w", ctx.Err())}
+	}
 }
 
 func bootstrapError(err error) error {

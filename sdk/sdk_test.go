@@ -54,12 +54,21 @@ func TestBootstrapColdThenWarm(t *testing.T) {
 	stopEvents()
 	for range events {
 	}
+	if err := c.WaitDirectoryComplete(ctxFor(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	st := c.Stats()
 	if st.ConsensusSource != "full" || st.DirBytesRead == 0 || st.BytesRead < st.DirBytesRead || st.Relays == 0 {
 		t.Fatalf("cold stats %+v", st)
 	}
+	if st.RelaysWithMicrodescs != st.Relays {
+		t.Fatalf("directory complete with %d of %d microdescriptors", st.RelaysWithMicrodescs, st.Relays)
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.WaitDirectoryComplete(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WaitDirectoryComplete after Close: %v", err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("second Close: %v", err)

@@ -15,8 +15,9 @@ import (
 const bootstrapUsage = `usage: onionlite bootstrap [--authorities FILE] [--data-dir DIR] [--proxy socks5://H:P]
                            [--stats-json FILE] [--timeout 5m] [--stay DURATION] [-v]
 
-Fetches (or loads from the cache) a verified directory and exits when it is
-usable. Progress goes to stderr: a bar on a terminal, plain lines otherwise.
+Fetches (or loads from the cache) a verified directory, says when it is
+usable ("ready in"), and exits once the microdescriptors that arrive after
+that are in too ("complete in"). Progress goes to stderr: a bar on a terminal, plain lines otherwise.
 With --stay the client keeps running that long afterwards, refreshing the
 directory as a long-running client would.`
 
@@ -56,6 +57,16 @@ func runBootstrap(args []string, stdout, stderr io.Writer) int {
 	st := c.Stats()
 	fmt.Fprintf(stderr, "ready in %v: %d relays, consensus from %s, %s of directory data\n",
 		took.Round(time.Millisecond), st.Relays, st.ConsensusSource, humanBytes(st.DirBytesRead))
+	// Ready comes once the microdescriptors in hand are enough; the
+	// cache this command fills should hold them all.
+	if err := c.WaitDirectoryComplete(ctx); err != nil {
+		fmt.Fprintln(stderr, "onionlite bootstrap: directory not complete:", errLine(err))
+		writeStats(cf.statsJSON, newClientStats(c.Stats(), took))
+		return 1
+	}
+	st = c.Stats()
+	fmt.Fprintf(stderr, "complete in %v: %d of %d relays have a microdescriptor, %s of directory data\n",
+		time.Since(start).Round(time.Millisecond), st.RelaysWithMicrodescs, st.Relays, humanBytes(st.DirBytesRead))
 	if *stay > 0 {
 		time.Sleep(*stay)
 		st = c.Stats()

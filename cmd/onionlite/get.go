@@ -98,6 +98,12 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	if err == nil && file != nil {
 		err = file.Close()
 	}
+	// The directory was usable before all its microdescriptors were in;
+	// let the rest arrive so that the next run starts from a complete
+	// cache.
+	if werr := c.WaitDirectoryComplete(ctx); werr != nil && !*quiet {
+		fmt.Fprintln(stderr, "onionlite get: directory not complete:", errLine(werr))
+	}
 	// Close first: peak_rss_bytes covers the whole run, closing included.
 	sst := c.Stats()
 	c.Close()
