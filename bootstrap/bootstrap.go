@@ -102,6 +102,9 @@ type Bootstrapper struct {
 	// including the microdescriptors a bootstrap fetches in the
 	// background after ready.
 	boot chan struct{}
+	// bg counts background microdescriptor downloads; Close waits for
+	// them.
+	bg sync.WaitGroup
 	// mdPerRequest bounds a microdescriptor batch
 	// (maxMicrodescsPerRequest; tests set less).
 	mdPerRequest int
@@ -486,7 +489,9 @@ func (b *Bootstrapper) finishDirectory(ctx context.Context, bld *netdir.Builder,
 		di := snap.DirInfo()
 		b.logf("bootstrap: directory ready with %d of %d microdescriptors (paths %.0f%%); fetching the rest in the background",
 			di.Present, di.Usable, 100*di.Paths)
+		b.bg.Add(1)
 		go func() {
+			defer b.bg.Done()
 			err := <-done
 			cancel()
 			if err != nil {
@@ -525,6 +530,7 @@ func (b *Bootstrapper) Close() error {
 	close(b.stop)
 	b.mu.Unlock()
 	b.fetch.closeAll()
+	b.bg.Wait() // a background download ends with its circuits
 	return nil
 }
 

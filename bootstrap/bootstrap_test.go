@@ -264,6 +264,21 @@ func TestEarlyReady(t *testing.T) {
 		t.Fatalf("bootstrap lock after the background download: %v", err)
 	}
 	b.unlockBoot()
+
+	// Close during the background download ends it (CheckGoroutines
+	// checks nothing is left running).
+	b2, _ := r.boot(dircache.NewMemStore(), opts{})
+	b2.mdPerRequest = 1
+	b2.cfg.PrimaryGuards = b.cfg.PrimaryGuards
+	if err := b2.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	b2.Close()
+	select {
+	case <-b2.Complete():
+	default:
+		t.Fatal("Close returned with the background download still running")
+	}
 }
 
 func containsPhase(ps []Phase, p Phase) bool {
