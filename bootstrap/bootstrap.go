@@ -460,27 +460,32 @@ func (b *Bootstrapper) finishDirectory(ctx context.Context, bld *netdir.Builder,
 		}
 		return nil
 	}
-	select {
-	case err := <-done:
+	// ended: the fetch ended before the directory was ready.
+	ended := func(err error) (bool, error) {
 		stopCaller()
 		cancel()
+		if err != nil {
+			// fctx only says "canceled"; say why.
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			} else if b.isClosed() {
+				err = ErrClosed
+			}
+		}
 		if err = finish(err); err != nil {
 			return false, err
 		}
 		b.markReady(start)
 		b.markComplete()
 		return false, nil
+	}
+	select {
+	case err := <-done:
+		return ended(err)
 	case snap := <-enough:
 		select {
 		case err := <-done: // the last batch made it enough
-			stopCaller()
-			cancel()
-			if err = finish(err); err != nil {
-				return false, err
-			}
-			b.markReady(start)
-			b.markComplete()
-			return false, nil
+			return ended(err)
 		default:
 		}
 		stopCaller() // from now on only Close cancels fctx
