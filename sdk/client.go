@@ -484,6 +484,18 @@ func (c *Client) Bootstrap(ctx context.Context) error {
 	return nil
 }
 
+// WaitReady blocks until the directory is usable, however many bootstrap
+// rounds that takes: where Bootstrap returns KindBootstrapFailed after a
+// round failed at every source, WaitReady waits for the rounds the client
+// goes on making in the background (with backoff). It returns early only
+// when ctx ends (KindTimeout for a deadline), the client is closed, or the
+// local clock is found to be wrong (KindClockSkew). Dials wait the same
+// way.
+func (c *Client) WaitReady(ctx context.Context) error {
+	_, err := c.ready(ctx, "bootstrap")
+	return err
+}
+
 // WaitDirectoryComplete waits, after the directory is ready, until the
 // bootstrap that made it ready has every microdescriptor it could get.
 // Bootstrap returns as soon as the microdescriptors in hand are enough to

@@ -170,3 +170,28 @@ func TestLifecycleCalls(t *testing.T) {
 	conn.Close()
 	c.SetDormant(false)
 }
+
+// TestWaitReadyOutlastsFailedRounds: with an authority nobody answers at,
+// Bootstrap gives up after its round (KindBootstrapFailed) while WaitReady
+// keeps waiting through the client's retries until its deadline
+// (KindTimeout).
+func TestWaitReadyOutlastsFailedRounds(t *testing.T) {
+	c := &Client{DataDir: t.TempDir(), Authorities: []string{testAuthority}, TestNetwork: true, KeepGoMemoryLimit: true}
+	defer c.Close()
+	err := c.Bootstrap(ctxFor(t, time.Minute))
+	if !errors.Is(err, &Error{Kind: KindBootstrapFailed}) {
+		t.Fatalf("Bootstrap: %v, want a failed round", err)
+	}
+	t0 := time.Now()
+	err = c.WaitReady(ctxFor(t, 3*time.Second))
+	if !errors.Is(err, &Error{Kind: KindTimeout}) {
+		t.Fatalf("WaitReady: %v, want a timeout", err)
+	}
+	if d := time.Since(t0); d < 3*time.Second {
+		t.Fatalf("WaitReady returned after %v, before its deadline", d)
+	}
+	c.Close()
+	if err := c.WaitReady(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WaitReady after Close: %v", err)
+	}
+}

@@ -46,7 +46,7 @@ func runBootstrap(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	stop := showProgress(ctx, c, stderr)
-	err = c.Bootstrap(ctx)
+	err = bootstrapRetrying(ctx, c, stderr, "bootstrap")
 	took := time.Since(start)
 	stop()
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -196,6 +197,19 @@ func writeStats(path string, r *clientStats) error {
 }
 
 // errLine turns an error into the one line a command prints.
+// bootstrapRetrying runs c.Bootstrap and, when a round failed at every
+// source, says so and waits for the client's own retries (with backoff)
+// until ctx ends: a command with a timeout, or a proxy meant to run until
+// stopped, should not give up on the first round.
+func bootstrapRetrying(ctx context.Context, c *sdk.Client, stderr io.Writer, cmd string) error {
+	err := c.Bootstrap(ctx)
+	if err == nil || ctx.Err() != nil || !errors.Is(err, &sdk.Error{Kind: sdk.KindBootstrapFailed}) {
+		return err
+	}
+	fmt.Fprintf(stderr, "onionlite %s: %s; retrying\n", cmd, errLine(err))
+	return c.WaitReady(ctx)
+}
+
 func errLine(err error) string {
 	var e *sdk.Error
 	if errors.As(err, &e) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSize(t *testing.T) {
@@ -47,4 +48,24 @@ func TestMemoryBudgetFlag(t *testing.T) {
 		t.Fatalf("a 4 MiB budget: exit %d: %s", code, stderr.String())
 	}
 	t.Logf("4 MiB: %s", strings.TrimSpace(stderr.String()))
+}
+
+// TestBootstrapRetriesUntilTimeout: a failed bootstrap round does not end
+// the command; it says so and waits for the client's retries until
+// --timeout.
+func TestBootstrapRetriesUntilTimeout(t *testing.T) {
+	auths := filepath.Join(t.TempDir(), "authorities")
+	line := "DirAuthority a orport=1 no-v2 v3ident=" + strings.Repeat("A", 40) + " 127.0.0.1:1 " + strings.Repeat("B", 40) + "\n"
+	if err := os.WriteFile(auths, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	t0 := time.Now()
+	code := run([]string{"bootstrap", "--data-dir", t.TempDir(), "--authorities", auths, "--timeout", "4s"}, &stdout, &stderr)
+	took := time.Since(t0)
+	out := stderr.String()
+	if code != 1 || !strings.Contains(out, "retrying") || !strings.Contains(out, "timeout") || took < 4*time.Second {
+		t.Fatalf("exit %d after %v: %s", code, took, out)
+	}
+	t.Logf("%s", strings.TrimSpace(out))
 }

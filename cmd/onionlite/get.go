@@ -53,7 +53,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		stop = showProgress(ctx, c, stderr)
 	}
-	err = c.Bootstrap(ctx)
+	err = bootstrapRetrying(ctx, c, stderr, "get")
 	bootTook := time.Since(start)
 	stop()
 	if err != nil {

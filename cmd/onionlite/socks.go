@@ -65,7 +65,7 @@ func runSOCKS(args []string, stdout, stderr io.Writer) int {
 	}()
 	fmt.Fprintf(stderr, "SOCKS proxy on %s; bootstrapping...\n", ln.Addr())
 	stopProgress := showProgress(ctx, c, stderr)
-	err = c.Bootstrap(ctx)
+	err = bootstrapRetrying(ctx, c, stderr, "socks")
 	stopProgress()
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(stderr, "onionlite socks:", errLine(err))
