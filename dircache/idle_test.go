@@ -2,6 +2,7 @@ package dircache
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -87,5 +88,41 @@ func TestIdleClose(t *testing.T) {
 	time.Sleep(3 * idle)
 	if !db.badgerOpen() {
 		t.Fatal("IdleClose < 0 closed badger")
+	}
+}
+
+// TestCloseLeavesNoLevel0: every close (idle closes included) merges
+// level 0 into level 1, so the next open, a warm start above all, has no
+// level-0 compaction to start.
+func TestCloseLeavesNoLevel0(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	db, err := Open(t.TempDir(), Options{Logf: t.Logf, IdleClose: idle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 3 {
+		var mds []Microdesc
+		for j := range 300 {
+			mds = append(mds, synthMD(fmt.Sprintf("l0-%d-%d", i, j), 600))
+		}
+		if err := db.PutMicrodescs(time.Unix(1700000000, 0), mds); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the idle close", func() bool { return !db.badgerOpen() })
+	}
+	if err := db.begin(); err != nil { // reopens badger
+		t.Fatal(err)
+	}
+	l0, all := 0, 0
+	for _, ti := range db.bdb.Tables() {
+		all++
+		if ti.Level == 0 {
+			l0++
+		}
+	}
+	db.end()
+	if all == 0 || l0 != 0 {
+		t.Fatalf("%d of %d tables at level 0 after three closes", l0, all)
 	}
 }
