@@ -56,7 +56,8 @@ type Options struct {
 // while a slow bootstrap waits for the link; on a fast link the batches
 // come closer together and one badger serves the whole bootstrap.
 // Reopening costs a few milliseconds; closing flushes the memtable into a
-// small table, which the compactors merge on the next open.
+// small level-0 table, and an idle close waits while a level-0
+// compaction is due (closeIdle).
 const DefaultIdleClose = 10 * time.Second
 
 // Layout of the data directory.
@@ -104,7 +105,7 @@ type DB struct {
 
 	// bopt reopens badger after an idle close. bdbMu guards bdb (nil
 	// while idle-closed), busy (operations running), idleT, lastUse,
-	// reopens and recovery.
+	// reopens, postponed and recovery.
 	bopt      badger.Options
 	idleClose time.Duration
 	bdbMu     sync.Mutex
@@ -112,6 +113,7 @@ type DB struct {
 	idleT     *time.Timer
 	lastUse   time.Time // when the last operation ended
 	reopens   int
+	postponed int // idle closes postponed for a level-0 compaction
 	// custom: Options.Badger adjusted bopt, so an open that fails is
 	// not taken for damage.
 	custom bool
@@ -512,10 +514,37 @@ func (db *DB) closeIdle() {
 	if db.busy > 0 || db.bdb == nil || time.Since(db.lastUse) < db.idleClose {
 		return
 	}
+	// A level-0 compaction that is due is left to badger's compactors
+	// while badger is open: closed, the tables would pile up at level 0
+	// (each close flushes the memtable into one), and the next open, a
+	// warm start above all, would compact them, a table build on top of
+	// its peak. At most maxIdlePostpones times in a row, in case
+	// compaction cannot proceed.
+	if db.postponed < maxIdlePostpones && level0Tables(db.bdb) >= db.bopt.NumLevelZeroTables {
+		db.postponed++
+		db.idleT.Reset(db.idleClose)
+		return
+	}
+	db.postponed = 0
 	if err := db.bdb.Close(); err != nil {
 		db.logf("dircache: closing the idle cache: %v", err)
 	}
 	db.bdb = nil
+}
+
+// maxIdlePostpones bounds how many idle periods in a row an idle close
+// waits for a level-0 compaction.
+const maxIdlePostpones = 6
+
+// level0Tables counts badger's tables at level 0.
+func level0Tables(bdb *badger.DB) int {
+	n := 0
+	for _, t := range bdb.Tables() {
+		if t.Level == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // reopenCount returns how many times badger was opened again after an

@@ -39,11 +39,6 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithNumCompactors(2). // 1 is rejected; 0 stalls writes forever at the L0 limit
-		// Every close (an idle close included) merges level 0 into level
-		// 1, so that the next open, a warm start above all, finds no
-		// level-0 compaction to do: one starting during a short warm
-		// start added a table build to its peak.
-		WithCompactL0OnClose(true).
 		// Values go to the value log (see ValueThreshold); its files are
 		// small so that GC can rewrite one cheaply.
 		WithValueThreshold(ValueThreshold).
