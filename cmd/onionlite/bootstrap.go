@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onionlite/onionlite/sdk"
@@ -81,6 +82,18 @@ func runBootstrap(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// outMu serialises writes to stderr between showProgress's goroutine and
+// messages printed while it runs (bootstrapRetrying).
+var outMu sync.Mutex
+
+type lockedWriter struct{ w io.Writer }
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	outMu.Lock()
+	defer outMu.Unlock()
+	return l.w.Write(b)
+}
+
 // showProgress prints bootstrap progress to w until the returned stop is
 // called: an updating bar on a terminal, one line per phase or 10% step
 // otherwise.
@@ -88,6 +101,7 @@ func showProgress(ctx context.Context, c *sdk.Client, w io.Writer) (stop func())
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	tty := isTerminal(w)
+	w = lockedWriter{w}
 	go func() {
 		defer close(done)
 		lastPhase, lastPct := "", -10

@@ -206,7 +206,7 @@ func bootstrapRetrying(ctx context.Context, c *sdk.Client, stderr io.Writer, cmd
 	if err == nil || ctx.Err() != nil || !errors.Is(err, &sdk.Error{Kind: sdk.KindBootstrapFailed}) {
 		return err
 	}
-	fmt.Fprintf(stderr, "onionlite %s: %s; retrying\n", cmd, errLine(err))
+	fmt.Fprintf(lockedWriter{stderr}, "onionlite %s: %s; retrying\n", cmd, errLine(err))
 	return c.WaitReady(ctx)
 }
 
