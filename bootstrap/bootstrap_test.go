@@ -270,8 +270,25 @@ func TestEarlyReady(t *testing.T) {
 	b2, _ := r.boot(dircache.NewMemStore(), opts{})
 	b2.mdPerRequest = 1
 	b2.cfg.PrimaryGuards = b.cfg.PrimaryGuards
+	// Answers that arrive after ready are held a while, so that Close
+	// meets the background download still running.
+	b2.fetch.hook = func(kind docKind, _ *source, resp *dirclient.Response, err error) (*dirclient.Response, error) {
+		select {
+		case <-b2.Ready():
+			if kind == kindMicrodescs {
+				time.Sleep(2 * time.Second)
+			}
+		default:
+		}
+		return resp, err
+	}
 	if err := b2.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-b2.Complete():
+		t.Fatal("the background download ended before Close: nothing tested")
+	default:
 	}
 	b2.Close()
 	select {
