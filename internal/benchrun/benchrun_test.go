@@ -624,3 +624,32 @@ func TestMemoryParts(t *testing.T) {
 		t.Fatalf("unrecorded parts are written: %s", line)
 	}
 }
+
+// TestReplayDropsLinksThatCannotCarryTheConsensus: on the 2019 replay the
+// consensus alone, zstd-compressed, is larger than the lossy link's reset
+// interval, so that link is left out (and said so); the others stay.
+func TestReplayDropsLinksThatCannotCarryTheConsensus(t *testing.T) {
+	d, err := loadReplayData(realnet.Path(t, ReplaySetDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := zstdSize(d.Consensus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size <= 0 || size >= int64(len(d.Consensus)) {
+		t.Fatalf("zstd size %d of a %d-byte consensus", size, len(d.Consensus))
+	}
+	keep, dropped := carriable(Profiles, size)
+	var names []string
+	for _, p := range dropped {
+		names = append(names, p.Name)
+	}
+	if strings.Join(names, ",") != "lossy" || len(keep) != len(Profiles)-1 {
+		t.Fatalf("consensus of %d bytes (zstd): dropped %v, kept %d of %d", size, names, len(keep), len(Profiles))
+	}
+	// A response smaller than every reset interval keeps every link.
+	if keep, dropped := carriable(Profiles, 1000); len(dropped) != 0 || len(keep) != len(Profiles) {
+		t.Fatalf("1000 bytes: dropped %v", dropped)
+	}
+}

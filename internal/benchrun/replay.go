@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/onionlite/onionlite/internal/realnet"
 	"github.com/onionlite/onionlite/internal/testnet/slowlink"
 )
@@ -271,8 +272,22 @@ func runReplaySet(ctx context.Context, o Options, spec NetworkSpec, caps Caps, s
 			ro.Starts = append(ro.Starts, s)
 		}
 	}
+	consZ, err := zstdSize(d.Consensus)
+	if err != nil {
+		return err
+	}
+	var dropped []Profile
+	ro.Profiles, dropped = carriable(ro.Profiles, consZ)
+	if len(ro.Profiles) == 0 {
+		return fmt.Errorf("replay: no link profile can carry the %s consensus (every one resets sooner)", fmtBytes(float64(consZ)))
+	}
 	set := newSet(ro, spec, Caps{})
 	set.Nodes = len(d.Digests)
+	for _, p := range dropped {
+		set.Notes = append(set.Notes, fmt.Sprintf("The %s link was not run on the replay: it resets every %s, and the consensus is one response of %s "+
+			"even compressed with zstd at its best level; neither client resumes a directory download on a new connection, so neither can "+
+			"ever finish there (both timed out in every earlier set).", p.Name, fmtBytes(float64(p.ResetEvery)), fmtBytes(float64(consZ))))
+	}
 	set.Unsupported = nil
 	set.Notes = append(set.Notes,
 		fmt.Sprintf("Documents: %s from `testdata/realnet` (microdesc consensus valid-after 2019-12-15 13:00, %d relays, %d microdescriptors, %d authority certificates). "+
@@ -442,6 +457,30 @@ func (e *replayEnv) profile(ctx context.Context, b *bench, p Profile) error {
 		e.relay.stop()
 	}
 	return nil
+}
+
+// carriable splits profiles into those whose link can carry a single
+// response of size bytes and those that reset the connection sooner.
+func carriable(profiles []Profile, size int64) (keep, dropped []Profile) {
+	for _, p := range profiles {
+		if p.ResetEvery > 0 && p.ResetEvery < size {
+			dropped = append(dropped, p)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	return keep, dropped
+}
+
+// zstdSize is the size of b compressed with zstd at its best level: a
+// lower bound on what a directory server sends for it.
+func zstdSize(b []byte) (int64, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	if err != nil {
+		return 0, err
+	}
+	defer enc.Close()
+	return int64(len(enc.EncodeAll(b, nil))), nil
 }
 
 // replayTimeout bounds one client run: twice the time the 2.6 MB download
