@@ -10,7 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,23 +88,53 @@ func nodesConnectedTo(t *testing.T, n *testnet.Network, port int) []testnet.Node
 	return out
 }
 
-// relaysWeUse returns the nodes whose ORPort this process is connected to.
-func relaysWeUse(t *testing.T, n *testnet.Network) []testnet.Node {
-	t.Helper()
-	conns, err := establishedTCP("self")
-	if err != nil {
-		t.Fatal(err)
+// pathLog records the paths of the circuits the client logs as built
+// ("circmgr: circuit N built in D: G M E", each hop the first four bytes of
+// its RSA identity in hex).
+type pathLog struct {
+	t    *testing.T
+	mu   sync.Mutex
+	last []string
+}
+
+func (l *pathLog) logf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.t.Log(msg)
+	if !strings.HasPrefix(msg, "circmgr: circuit ") || !strings.Contains(msg, " built in ") {
+		return
 	}
-	var out []testnet.Node
+	f := strings.Fields(msg[strings.LastIndex(msg, ":")+1:])
+	if len(f) == 3 {
+		l.mu.Lock()
+		l.last = f
+		l.mu.Unlock()
+	}
+}
+
+// reset forgets the circuits built so far.
+func (l *pathLog) reset() {
+	l.mu.Lock()
+	l.last = nil
+	l.mu.Unlock()
+}
+
+// hop returns the node at position i (0 guard, 2 exit) of the last
+// circuit built since reset.
+func (l *pathLog) hop(t *testing.T, n *testnet.Network, i int) testnet.Node {
+	t.Helper()
+	l.mu.Lock()
+	last := l.last
+	l.mu.Unlock()
+	if last == nil {
+		t.Fatal("no circuit built since the network change")
+	}
 	for _, nd := range n.Nodes() {
-		for _, c := range conns {
-			if c.remote == nd.ORPort {
-				out = append(out, nd)
-				break
-			}
+		if strings.HasPrefix(strings.ToLower(nd.Fingerprint), last[i]) {
+			return nd
 		}
 	}
-	return out
+	t.Fatalf("no node with identity %s…", last[i])
+	return testnet.Node{}
 }
 
 // killer kills nodes for one test and, when the test ends, restarts all of
@@ -145,17 +178,24 @@ func (k *killer) restart() {
 }
 
 // TestRelayKilledMidStream kills, in the middle of a 10 MiB download
-// through the sdk, first the exit of the stream's circuit (found as the
-// tor process connected to the HTTP target), then its guard (the only
-// relay this process is connected to after NetworkChanged). The reader
+// through the sdk, first the exit of the stream's circuit, then its guard
+// (both from the path the client logs for the circuit; the exit is checked
+// to be a tor process connected to the HTTP target). Only that relay dies:
+// killing every relay the process happened to be connected to (a directory
+// connection's, another build's) once took an exit down as a "guard" and
+// left no usable exit for the next fetch. The reader
 // gets a typed *sdk.Error of KindNetwork, never a hang or a short body
 // passed off as EOF, and the next dial succeeds and fetches intact data
 // over other relays.
 func TestRelayKilledMidStream(t *testing.T) {
 	t.Cleanup(testnet.CheckGoroutines(t)) // runs last: after the client closed
 	n := testnet.Shared(t)
-	c := newClient(t, n, t.TempDir(), nil)
+	pl := &pathLog{t: t}
+	c := newClient(t, n, t.TempDir(), pl.logf)
 	c.PreemptiveCircuits = -1 // only the stream's circuit: its relays are the ones we see
+	// One circuit per stream: with a conflux set the stream would have
+	// two guards, and losing one is what conflux survives.
+	c.Conflux = sdk.ConfluxOff
 	ctx := ctxFor(t, 8*time.Minute)
 	if err := c.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
@@ -163,7 +203,8 @@ func TestRelayKilledMidStream(t *testing.T) {
 	port := targetPort(t, n)
 	for _, victim := range []string{"exit", "guard"} {
 		t.Run(victim, func(t *testing.T) {
-			c.NetworkChanged() // close every relay connection: only the new circuit's remain
+			c.NetworkChanged() // close every circuit: the dial builds the stream's
+			pl.reset()
 			conn, err := c.DialContext(ctx, "tcp", n.HTTPTarget())
 			if err != nil {
 				t.Fatal(err)
@@ -174,30 +215,23 @@ func TestRelayKilledMidStream(t *testing.T) {
 			if _, err := io.CopyN(io.Discard, resp.Body, 256<<10); err != nil {
 				t.Fatal(err)
 			}
-			var kill []testnet.Node
+			// The stream's circuit is the last one built since the
+			// network change (a build that failed, or a circuit whose
+			// exit refused the port, came before it). Its exit must be
+			// a node connected to the target: a check that the log and
+			// the network agree.
+			var kill testnet.Node
 			switch victim {
 			case "exit":
-				kill = nodesConnectedTo(t, n, port)
+				kill = pl.hop(t, n, 2)
+				if !slices.ContainsFunc(nodesConnectedTo(t, n, port), func(nd testnet.Node) bool { return nd.Nick == kill.Nick }) {
+					t.Fatalf("the stream's exit %s holds no connection to the target", kill.Nick)
+				}
 			case "guard":
-				kill = relaysWeUse(t, n)
-			}
-			// Our relays are usually one guard, but a build that failed
-			// at its first hop may have left a second connection. The
-			// exit is usually the one tor connected to the target, but
-			// another exit can still hold a target connection (seen once
-			// in CI: exit7 and exit8; from an earlier test, we guess,
-			// not confirmed). The stream's relay is among them, and all
-			// of them die; three exits leave one for the next fetch.
-			if len(kill) == 0 {
-				t.Fatalf("no %s to kill", victim)
-			}
-			if len(kill) > 1 {
-				t.Logf("%d candidates for the %s, killing all: %v", len(kill), victim, kill)
+				kill = pl.hop(t, n, 0)
 			}
 			k := newKiller(t, n)
-			for _, nd := range kill {
-				k.kill(nd.Nick)
-			}
+			k.kill(kill.Nick)
 			got, err := io.Copy(io.Discard, resp.Body)
 			var se *sdk.Error
 			if !errors.As(err, &se) || se.Kind != sdk.KindNetwork {
@@ -211,10 +245,8 @@ func TestRelayKilledMidStream(t *testing.T) {
 				// The connection from the dead exit is gone; whoever
 				// served the fetch is alive.
 				for _, nd := range nodesConnectedTo(t, n, port) {
-					for _, dead := range kill {
-						if nd.Nick == dead.Nick {
-							t.Fatalf("fetched through the dead exit %s", nd.Nick)
-						}
+					if nd.Nick == kill.Nick {
+						t.Fatalf("fetched through the dead exit %s", nd.Nick)
 					}
 				}
 			}

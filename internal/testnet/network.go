@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,18 +36,21 @@ type Network struct {
 
 	failed atomic.Bool
 
-	mu        sync.Mutex
-	nodes     []Node
-	procs     map[string]*proc // by nick; only for owned networks
-	clients   []*Client
-	clientSeq int
-	http      *httpTarget // in-process target
-	httpProc  *proc       // detached target
-	httpAddr  string
-	stopped   bool
-	stopErr   error
-	started   []procRecord // every process ever started, for verifyGone
-	ownsState bool         // testnet.json describes what this Network runs
+	mu    sync.Mutex
+	nodes []Node
+	procs map[string]*proc // by nick; only for owned networks
+	// unpublished holds restarted nodes that have not yet logged building
+	// their descriptor: nick -> info.log size at the restart.
+	unpublished map[string]int64
+	clients     []*Client
+	clientSeq   int
+	http        *httpTarget // in-process target
+	httpProc    *proc       // detached target
+	httpAddr    string
+	stopped     bool
+	stopErr     error
+	started     []procRecord // every process ever started, for verifyGone
+	ownsState   bool         // testnet.json describes what this Network runs
 }
 
 // procRecord remembers a started process and a string its command line
@@ -539,6 +545,10 @@ func (n *Network) waitReady(ctx context.Context) error {
 		n.mu.Unlock()
 		now := n.clk.Now()
 		state, ok, lagging := checkReady(ctx, nodes, now.UTC())
+		if un := n.unpublishedNodes(); len(un) > 0 {
+			state += fmt.Sprintf("; restarted, own descriptor not built yet: %s", strings.Join(un, ", "))
+			ok = false
+		}
 		if state != last {
 			n.logf("%s", state)
 			last = state
@@ -813,11 +823,63 @@ func (n *Network) RestartNode(nick string) error {
 			return err
 		}
 	}
+	var logSize int64
+	if fi, err := os.Stat(filepath.Join(n.LogDir(), nick, "info.log")); err == nil {
+		logSize = fi.Size()
+	}
 	if err := n.launch(nick); err != nil {
 		return err
 	}
 	if err := n.waitListening(ctx, nick); err != nil {
 		return err
 	}
+	n.mu.Lock()
+	if n.unpublished == nil {
+		n.unpublished = map[string]int64{}
+	}
+	n.unpublished[nick] = logSize
+	n.mu.Unlock()
 	return n.writeState()
+}
+
+// builtLine is what tor logs (at info) when it builds its own descriptor.
+// Until it has, a restarted exit refuses every stream with reason
+// EXITPOLICY (it has no routerinfo to check its exit policy against),
+// while the consensus still lists it from before the restart. (The
+// notice-level "Publishing server descriptor" is not logged after every
+// restart.)
+const builtLine = "router_rebuild_descriptor(): Rebuilding relay descriptor"
+
+// unpublishedNodes returns the restarted nodes that have not yet logged
+// building their descriptor, and forgets the ones that have.
+func (n *Network) unpublishedNodes() []string {
+	n.mu.Lock()
+	pending := maps.Clone(n.unpublished)
+	n.mu.Unlock()
+	var out []string
+	for nick, off := range pending {
+		if logHas(filepath.Join(n.LogDir(), nick, "info.log"), off, builtLine) {
+			n.mu.Lock()
+			delete(n.unpublished, nick)
+			n.mu.Unlock()
+			continue
+		}
+		out = append(out, nick)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// logHas reports whether the file at path holds s after byte offset off.
+func logHas(path string, off int64, s string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return false
+	}
+	b, err := io.ReadAll(f)
+	return err == nil && bytes.Contains(b, []byte(s))
 }
