@@ -329,9 +329,11 @@ func (b *Bootstrapper) markReady(start time.Time) {
 	close(b.ready)
 }
 
-// Bootstrap blocks until the client has a usable directory: a live,
-// verified consensus and enough microdescriptors to build circuits. It
-// uses the store first and fetches only what is missing. Calling it again
+// Bootstrap blocks until the client has a usable directory: a verified
+// consensus, live or (from the store) expired less than a day ago, and
+// enough microdescriptors to build circuits. It uses the store first and
+// fetches only what is missing; a newer consensus for an expired one, and
+// microdescriptors beyond enough, come in the background (Complete). Calling it again
 // after success returns at once.
 func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 	select {
@@ -372,7 +374,9 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		recentSources = b.consensusCacheSources(recent, maxAttempts/2, nil)
 	}
 	baseChecked := recent != nil
-	recent = nil
+	if live != nil {
+		recent = nil // the same consensus as live
+	}
 
 	if live != nil {
 		// The stored text (2–3 MB for a full consensus) is only a diff
@@ -395,6 +399,27 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 		}
 		if c, err := b.cfg.Store.Consensus(flavor); err == nil {
 			cached = c
+		}
+	}
+
+	if recent != nil {
+		nd := b.staleView(recent)
+		recent = nil
+		if nd != nil {
+			// Ready now, from a consensus that expired less than a day
+			// ago, as C tor (a "reasonably live" consensus is enough to
+			// build circuits) and Arti (its post-valid tolerance) do; a
+			// newer one comes in the background.
+			b.count(func(s *Stats) { s.ConsensusSource = SourceCache })
+			b.publish(nd)
+			b.markReady(start)
+			di := nd.DirInfo()
+			b.logf("bootstrap: directory ready from the cached consensus, expired %v ago (paths %.0f%%); fetching a newer one in the background",
+				b.clock.Now().Sub(nd.ValidUntil()).Round(time.Second), 100*di.Paths)
+			handedOff = true
+			b.bg.Add(1)
+			go b.refreshInBackground(nd)
+			return nil
 		}
 	}
 
@@ -514,6 +539,57 @@ func (b *Bootstrapper) finishDirectory(ctx context.Context, bld *netdir.Builder,
 			b.markComplete()
 		}()
 		return true, nil
+	}
+}
+
+// staleView builds the view of c (a verified consensus that has expired,
+// but less than a day ago) from the stored microdescriptors, and returns
+// it if it is enough to build circuits with the primary guards'
+// microdescriptors in it; otherwise nil (the bootstrap then fetches first).
+func (b *Bootstrapper) staleView(c *netdoc.Consensus) *netdir.NetDir {
+	bld, err := netdir.NewBuilder(c, nil)
+	if err != nil {
+		return nil
+	}
+	b.addStoredMicrodescs(bld)
+	if di := bld.DirInfo(); !di.Enough(0) {
+		b.logf("bootstrap: the expired cached consensus is not enough with the stored microdescriptors (paths %.0f%%)", 100*di.Paths)
+		return nil
+	}
+	nd, err := bld.Build()
+	if err != nil {
+		return nil
+	}
+	if b.cfg.PrimaryGuards != nil {
+		for _, r := range b.cfg.PrimaryGuards(nd) {
+			if i, ok := nd.ByID(r.ID); !ok || !nd.Flags(i).Has(netdir.FlagHasMicrodesc) {
+				b.logf("bootstrap: a primary guard's microdescriptor is not stored; fetching before ready")
+				return nil
+			}
+		}
+	}
+	return nd
+}
+
+// refreshInBackground fetches a consensus newer than prev (published by a
+// bootstrap from an expired cached one) and its microdescriptors, holding
+// the bootstrap lock it was handed, until done or Close. If it fails, Run
+// tries again on its retry schedule.
+func (b *Bootstrapper) refreshInBackground(prev *netdir.NetDir) {
+	defer b.bg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-b.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := b.refreshLocked(ctx, prev)
+	b.unlockBoot()
+	if err != nil && !b.isClosed() {
+		b.logf("bootstrap: fetching a newer consensus after starting from an expired one: %v", err)
 	}
 }
 

@@ -177,16 +177,61 @@ func TestColdWarmStale(t *testing.T) {
 	waitUntil(t, nd.FreshUntil().Add(3*time.Second))
 	db = openStore(t, dir)
 	defer db.Close()
-	b, _ = r.boot(db, opts{clock: clock.At(nd.ValidUntil().Add(time.Second))})
+	var views []*netdir.NetDir
+	b, cm = r.boot(db, opts{clock: clock.At(nd.ValidUntil().Add(time.Second)), onDir: func(v *netdir.NetDir) {
+		mu.Lock()
+		views = append(views, v)
+		mu.Unlock()
+	}})
+	// Directory answers wait until release: the view seen below is the
+	// one published at ready, whatever the speed of the network.
+	release := make(chan struct{})
+	b.fetch.hook = func(_ docKind, _ *source, resp *dirclient.Response, err error) (*dirclient.Response, error) {
+		<-release
+		return resp, err
+	}
 	if err := b.Bootstrap(ctxFor(t, time.Minute)); err != nil {
+		close(release)
 		t.Fatalf("stale bootstrap: %v", err)
 	}
+	// Ready at once from the expired (reasonably live) consensus and the
+	// stored microdescriptors; the newer consensus comes after.
+	st = b.Stats()
+	if cur := b.NetDir(); st.DirBytes != 0 || cur.ValidAfter() != nd.ValidAfter() || cur.NumMicrodescs() != nodes {
+		close(release)
+		t.Fatalf("stale, at ready: %d directory bytes, view of %v with %d mds; want 0 bytes, the cached view (%v, %d mds)",
+			st.DirBytes, cur.ValidAfter(), cur.NumMicrodescs(), nd.ValidAfter(), nodes)
+	}
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- b.Refresh(ctxFor(t, time.Minute)) }()
+	time.Sleep(200 * time.Millisecond) // Refresh takes the expired view as its base and waits for the lock
+	close(release)
+	select {
+	case <-b.Complete():
+	case <-ctxFor(t, time.Minute).Done():
+		t.Fatal("stale: the newer consensus did not arrive in the background")
+	}
+	mu.Lock()
+	if len(views) != 2 || views[0].ValidAfter() != nd.ValidAfter() || views[1] != b.NetDir() {
+		t.Fatalf("stale: %d views published; want the cached one, then the newer one", len(views))
+	}
+	mu.Unlock()
 	st = b.Stats()
 	if st.ConsensusSource != SourceDiff || st.DiffsApplied != 1 || st.DirBytesByKind["consensus"] != 0 || st.DirBytesByKind["consensus_diff"] < 500 {
 		t.Fatalf("stale: source %q, %d diffs, bytes %v", st.ConsensusSource, st.DiffsApplied, st.DirBytesByKind)
 	}
 	if !b.NetDir().ValidAfter().After(nd.ValidAfter()) {
 		t.Fatal("stale: consensus did not move forward")
+	}
+	// A Refresh made while the background fetch ran (Run makes one at
+	// once: the view it sees has expired) waited for the lock, found the
+	// newer view and asked nobody for another (without that check it
+	// made a second refresh, or failed when no source had a newer one).
+	if err := <-refreshed; err != nil {
+		t.Fatalf("Refresh during the background fetch: %v", err)
+	}
+	if st := b.Stats(); st.Refreshes != 1 || st.DiffsApplied != 1 {
+		t.Fatalf("stale: %d refreshes, %d diffs; want the background's one", st.Refreshes, st.DiffsApplied)
 	}
 }
 

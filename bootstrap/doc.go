@@ -4,7 +4,12 @@
 // and the microdescriptors it lacks, in large batches spread over up to
 // three directory caches. Everything fetched is verified before use and
 // stored in a dircache.Store, so a warm start within the consensus's
-// freshness fetches nothing and a stale one fetches a diff.
+// freshness fetches nothing and a stale one fetches a diff. A start from a
+// consensus that expired less than a day ago (reasonably live, which C tor
+// builds circuits with too) is ready at once from it and the stored
+// microdescriptors when those are enough, the primary guards' included;
+// the diff and the new microdescriptors then come in the background, and
+// Complete closes when they are in.
 //
 // Microdescriptors are asked for the primary guards' first, then the
 // highest-bandwidth relays' first. The directory is ready (Ready, and

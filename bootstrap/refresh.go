@@ -162,6 +162,19 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 		return err
 	}
 	defer b.unlockBoot()
+	if cur := b.NetDir(); cur.ValidAfter().After(prev.ValidAfter()) {
+		// A newer consensus was published while this call waited for
+		// the lock (the background fetch after a start from an expired
+		// consensus): what was asked for is done.
+		return nil
+	}
+	return b.refreshLocked(ctx, prev)
+}
+
+// refreshLocked is Refresh with the bootstrap lock held. Success also
+// closes Complete (a start from an expired consensus is complete once a
+// newer one is in).
+func (b *Bootstrapper) refreshLocked(ctx context.Context, prev *netdir.NetDir) error {
 	if b.isClosed() {
 		return ErrClosed
 	}
@@ -198,5 +211,6 @@ func (b *Bootstrapper) Refresh(ctx context.Context) error {
 	b.publish(nd)
 	b.markStored(nd)
 	b.count(func(s *Stats) { s.Refreshes++; s.ConsensusSource = src })
+	b.markComplete()
 	return nil
 }

@@ -137,6 +137,14 @@ func childMain(spec childSpec) int {
 		}
 		say("fetched")
 	}
+	// As the CLI does: the rest of the directory (the microdescriptors
+	// beyond enough, or the newer consensus after a start from an
+	// expired one) comes in the background; it is in the store before
+	// the process ends.
+	if err := c.WaitDirectoryComplete(ctx); err != nil {
+		return fail(err)
+	}
+	say("complete")
 	st = c.Stats()
 	say("stats %d %s", st.StoreErrors, strings.ReplaceAll(st.StorageWarning, "\n", " "))
 	stopEvents()
@@ -274,7 +282,7 @@ func (c *child) waitFor(prefixes ...string) string {
 // stages orders the child's lines: phase lines may be skipped, the others
 // always come.
 var stages = []string{"phase starting", "phase loading_cache", "phase connecting", "phase consensus",
-	"phase certificates", "phase microdescriptors", "ready", "phase ready", "fetched", "stats"}
+	"phase certificates", "phase microdescriptors", "ready", "phase ready", "fetched", "complete", "stats"}
 
 func stageOf(line string) int {
 	for i, p := range stages {
