@@ -467,7 +467,8 @@ func (c *Client) started(op string) (*core, error) {
 
 // Bootstrap blocks until the client has a usable directory, fetching what
 // the cache lacks; microdescriptors beyond those needed for a usable
-// directory keep downloading in the background (WaitDirectoryComplete).
+// directory, and a newer consensus when the cached one expired less than
+// a day ago, keep downloading in the background (WaitDirectoryComplete).
 // It returns nil at once when the directory is ready. It
 // returns an error when ctx ends, or when one round of attempts failed at
 // every source (KindBootstrapFailed, KindClockSkew): the client goes on
@@ -497,11 +498,14 @@ func (c *Client) WaitReady(ctx context.Context) error {
 }
 
 // WaitDirectoryComplete waits, after the directory is ready, until the
-// bootstrap that made it ready has every microdescriptor it could get.
-// Bootstrap returns as soon as the microdescriptors in hand are enough to
-// build circuits (as C tor's "enough directory info"; they are fetched
-// highest-bandwidth first, the primary guards' before all) and the rest
-// download in the background. A process that exits soon after
+// bootstrap that made it ready has every microdescriptor it could get
+// (and, after a start from a cached consensus that had expired, a newer
+// consensus). Bootstrap returns as soon as the microdescriptors in hand
+// are enough to build circuits (as C tor's "enough directory info"; they
+// are fetched highest-bandwidth first, the primary guards' before all) and
+// the rest download in the background; a cached consensus that expired
+// less than a day ago is used at once, as C tor does, while a newer one
+// downloads. A process that exits soon after
 // bootstrapping and wants its next start to read no directory bytes waits
 // for this. It returns an error when ctx ends or the client is closed.
 func (c *Client) WaitDirectoryComplete(ctx context.Context) error {
