@@ -403,9 +403,16 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context) error {
 	}
 
 	if recent != nil {
+		// As on a warm start, the stored text is not held while the
+		// view is built; the refresh reads it again as its diff base.
+		cached = nil
 		nd := b.staleView(recent)
 		recent = nil
-		if nd != nil {
+		if nd == nil {
+			if c, err := b.cfg.Store.Consensus(flavor); err == nil {
+				cached = c
+			}
+		} else {
 			// Ready now, from a consensus that expired less than a day
 			// ago, as C tor (a "reasonably live" consensus is enough to
 			// build circuits) and Arti (its post-valid tolerance) do; a
