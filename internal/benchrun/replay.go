@@ -144,6 +144,11 @@ func commonReplayTorrc(dir string) []string {
 		"AddressDisableIPv6 1",
 		"ClientUseIPv6 0",
 		"UseDefaultFallbackDirs 0",
+		// Without Debian's tor-geoipdb whether or not it is installed
+		// (as internal/testnet's torrcs): parsed, it is ~36 MB of a
+		// client's heap, and the replay compares clients' memory.
+		`GeoIPFile ""`,
+		`GeoIPv6File ""`,
 		"SafeLogging 0",
 		"LogTimeGranularity 1",
 		"ShutdownWaitLength 0",

@@ -162,7 +162,7 @@ func TestTorrcsVerify(t *testing.T) {
 			nd.Role = role
 			nd.DataDir = filepath.Join(dir, "n")
 			rc := nodeTorrc(&nd, dir, dir, ivl, 9, auths)
-			for _, must := range []string{"OutboundBindAddress 127.0.0.1\n", "AddressDisableIPv6 1\n", "ServerDNSResolvConfFile " + dir + "/resolv.conf\n", "UseDefaultFallbackDirs 0\n"} {
+			for _, must := range []string{"OutboundBindAddress 127.0.0.1\n", "AddressDisableIPv6 1\n", "ServerDNSResolvConfFile " + dir + "/resolv.conf\n", "UseDefaultFallbackDirs 0\n", "GeoIPFile \"\"\n", "GeoIPv6File \"\"\n"} {
 				if !strings.Contains(rc, must) {
 					t.Errorf("%v torrc lacks %q", role, must)
 				}
@@ -176,7 +176,13 @@ func TestTorrcsVerify(t *testing.T) {
 			verify(role.String()+".torrc", rc)
 		}
 	}
-	verify("client.torrc", clientTorrc(filepath.Join(dir, "c"), auths, "127.0.0.1:1080", []string{"CircuitBuildTimeout 30"}))
+	crc := clientTorrc(filepath.Join(dir, "c"), auths, "127.0.0.1:1080", []string{"CircuitBuildTimeout 30"})
+	for _, must := range []string{"GeoIPFile \"\"\n", "GeoIPv6File \"\"\n"} {
+		if !strings.Contains(crc, must) {
+			t.Errorf("client torrc lacks %q", must)
+		}
+	}
+	verify("client.torrc", crc)
 }
 
 const sampleConsensus = `network-status-version 3 microdesc
