@@ -1,7 +1,6 @@
 package circuit
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -89,46 +88,88 @@ type oooCell struct {
 type oooAges struct {
 	at   []time.Time
 	gone []bool
-	base uint64 // arrival number of at[0]
+	head int    // at[:head] and gone[:head] are forgotten
+	base uint64 // arrival number of at[head]
 }
 
 // add records an arrival at t and returns its number.
 func (a *oooAges) add(t time.Time) uint64 {
+	if a.head > 0 && a.head >= len(a.at)/2 {
+		// Reuse the forgotten prefix instead of growing: the slices
+		// keep their capacity, so a busy set allocates nothing here.
+		n := copy(a.at, a.at[a.head:])
+		copy(a.gone, a.gone[a.head:])
+		a.at, a.gone, a.head = a.at[:n], a.gone[:n], 0
+	}
 	a.at = append(a.at, t)
 	a.gone = append(a.gone, false)
-	return a.base + uint64(len(a.at)-1)
+	return a.base + uint64(len(a.at)-1-a.head)
 }
 
 // remove forgets arrival n.
 func (a *oooAges) remove(n uint64) {
-	a.gone[n-a.base] = true
-	i := 0
+	a.gone[a.head+int(n-a.base)] = true
+	i := a.head
 	for i < len(a.gone) && a.gone[i] {
 		i++
 	}
-	a.at, a.gone, a.base = a.at[i:], a.gone[i:], a.base+uint64(i)
+	a.base += uint64(i - a.head)
+	a.head = i
 }
 
 // oldest returns the earliest arrival still held.
 func (a *oooAges) oldest() (time.Time, bool) {
-	if len(a.at) == 0 {
+	if a.head == len(a.at) {
 		return time.Time{}, false
 	}
-	return a.at[0], true
+	return a.at[a.head], true
 }
 
+// oooHeap is a min-heap of held cells by sequence number. It is not
+// container/heap's: that boxes every pushed and popped cell in an
+// interface, an allocation per cell held out of order.
 type oooHeap []oooCell
 
-func (h oooHeap) Len() int           { return len(h) }
-func (h oooHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
-func (h oooHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *oooHeap) Push(x any)        { *h = append(*h, x.(oooCell)) }
-func (h *oooHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = oooCell{}
-	*h = old[:len(old)-1]
-	return x
+func (h oooHeap) Len() int { return len(h) }
+
+func (h *oooHeap) push(c oooCell) {
+	*h = append(*h, c)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		up := (i - 1) / 2
+		if q[up].seq <= q[i].seq {
+			break
+		}
+		q[up], q[i] = q[i], q[up]
+		i = up
+	}
+}
+
+// pop removes and returns the cell with the lowest sequence number; the
+// heap must not be empty.
+func (h *oooHeap) pop() oooCell {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q[last] = oooCell{}
+	q = q[:last]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < len(q) && q[l].seq < q[m].seq {
+			m = l
+		}
+		if r := l + 1; r < len(q) && q[r].seq < q[m].seq {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 // ErrConfluxLegClosed is the cause of a set closed because one of its legs
@@ -424,7 +465,7 @@ func (x *Conflux) handleSequenced(c *Circuit, b *cell.Cell, hdr cell.RelayHeader
 		return err
 	}
 	n := x.oooAge.add(x.cfg.Clock.Now())
-	heap.Push(&x.ooo, oooCell{seq: seq, b: b, hdr: hdr, body: body, arrival: n})
+	x.ooo.push(oooCell{seq: seq, b: b, hdr: hdr, body: body, arrival: n})
 	x.setOldestLocked()
 	return nil
 }
@@ -436,7 +477,7 @@ const queuedOOOCost = cell.Len + 64
 // drainLocked delivers queued cells while the next one is at the head.
 func (x *Conflux) drainLocked() error {
 	for x.ooo.Len() > 0 && x.ooo[0].seq == x.delivered+1 {
-		q := heap.Pop(&x.ooo).(oooCell)
+		q := x.ooo.pop()
 		x.part.Release(queuedOOOCost)
 		x.delivered++
 		x.oooAge.remove(q.arrival)
@@ -514,7 +555,7 @@ func (x *Conflux) closeWith(err error) bool {
 	}
 	x.recvMu.Lock()
 	for x.ooo.Len() > 0 {
-		q := heap.Pop(&x.ooo).(oooCell)
+		q := x.ooo.pop()
 		x.pool.Put(q.b)
 		x.part.Release(queuedOOOCost)
 	}

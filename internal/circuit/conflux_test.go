@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -60,5 +61,57 @@ func TestOOOAges(t *testing.T) {
 		if ok != (len(held) > 0) || ok && !got.Equal(want) {
 			t.Fatalf("step %d: oldest %v %v, want %v (%d held)", i, got, ok, want, len(held))
 		}
+	}
+}
+
+// TestOOOHeap: cells held out of order leave lowest sequence number
+// first, whatever order they came in (compared with a sorted list), and
+// a set under steady load allocates nothing to hold them: not per cell
+// (container/heap boxed each), not for their ages.
+func TestOOOHeap(t *testing.T) {
+	var h oooHeap
+	rng := rand.New(rand.NewPCG(3, 4))
+	var want []uint64
+	for range 5000 {
+		if len(want) == 0 || rng.IntN(2) == 0 {
+			s := rng.Uint64N(1000)
+			h.push(oooCell{seq: s})
+			want = append(want, s)
+			slices.Sort(want)
+			continue
+		}
+		if got := h.pop().seq; got != want[0] {
+			t.Fatalf("popped %d, want %d", got, want[0])
+		}
+		want = want[1:]
+		if h.Len() != len(want) {
+			t.Fatalf("len %d, want %d", h.Len(), len(want))
+		}
+	}
+
+	h = h[:0]
+	var a oooAges
+	now := time.Unix(1000, 0)
+	var seq uint64
+	step := func() {
+		// Two legs: one cell ahead is held while the next arrives.
+		for range 8 {
+			seq++
+			h.push(oooCell{seq: seq, arrival: a.add(now)})
+		}
+		for range 8 {
+			a.remove(h.pop().arrival)
+		}
+	}
+	for range 100 {
+		step()
+	}
+	if n := testing.AllocsPerRun(100, step); n != 0 {
+		t.Errorf("holding cells out of order allocates %v times per 8 cells", n)
+	}
+	// (AllocsPerRun rounds down: an ages list that grew without end would
+	// pass above, so its size is checked too.)
+	if c := cap(a.at); c > 64 {
+		t.Errorf("ages hold %d slots for at most 8 cells", c)
 	}
 }
