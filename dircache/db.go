@@ -42,22 +42,22 @@ type Options struct {
 	// the tuned default, a 512 KiB memtable. Badger applies after it.
 	MemoryBudget int64
 	// IdleClose closes badger once no operation has run for this long;
-	// the next operation opens it again. An open badger wakes the
-	// process 40 times a second (two compactors on a 50 ms ticker: about
-	// 1 % of a core, for as long as it stays open), while a client uses
-	// its store only around a bootstrap or an hourly refresh. Zero means
-	// DefaultIdleClose; negative keeps badger open until Close.
+	// the next operation opens it again. Closed, badger holds no memory
+	// (its memtable's arena is on the Go heap while it is open) and maps
+	// no files, while a client uses its store only around a bootstrap or
+	// an hourly refresh. Zero means DefaultIdleClose; negative keeps
+	// badger open until Close.
 	IdleClose time.Duration
 }
 
 // DefaultIdleClose is Options.IdleClose's default. It is shorter than
 // the gaps between a slow link's microdescriptor batches (a 500-descriptor
-// batch takes about 20 s at 64 kbit/s), so badger's tickers do not run
-// while a slow bootstrap waits for the link; on a fast link the batches
-// come closer together and one badger serves the whole bootstrap.
-// Reopening costs a few milliseconds; closing flushes the memtable into a
-// small level-0 table, and an idle close waits while a level-0
-// compaction is due (closeIdle).
+// batch takes about 20 s at 64 kbit/s), so badger's memtable and mappings
+// are released while a slow bootstrap waits for the link; on a fast link
+// the batches come closer together and one badger serves the whole
+// bootstrap. Reopening costs a few milliseconds; closing flushes the
+// memtable into a small level-0 table, and an idle close first compacts
+// level 0 if that is due (closeIdle).
 const DefaultIdleClose = 10 * time.Second
 
 // Layout of the data directory.
@@ -105,7 +105,7 @@ type DB struct {
 
 	// bopt reopens badger after an idle close. bdbMu guards bdb (nil
 	// while idle-closed), busy (operations running), idleT, lastUse,
-	// reopens, postponed and recovery.
+	// reopens and recovery.
 	bopt      badger.Options
 	idleClose time.Duration
 	bdbMu     sync.Mutex
@@ -113,7 +113,8 @@ type DB struct {
 	idleT     *time.Timer
 	lastUse   time.Time // when the last operation ended
 	reopens   int
-	postponed int // idle closes postponed for a level-0 compaction
+	// compactMu serialises compactLevel0 between concurrent writers.
+	compactMu sync.Mutex
 	// custom: Options.Badger adjusted bopt, so an open that fails is
 	// not taken for damage.
 	custom bool
@@ -514,27 +515,54 @@ func (db *DB) closeIdle() {
 	if db.busy > 0 || db.bdb == nil || time.Since(db.lastUse) < db.idleClose {
 		return
 	}
-	// A level-0 compaction that is due is left to badger's compactors
-	// while badger is open: closed, the tables would pile up at level 0
-	// (each close flushes the memtable into one), and the next open, a
-	// warm start above all, would compact them, a table build on top of
-	// its peak. At most maxIdlePostpones times in a row, in case
-	// compaction cannot proceed.
-	if db.postponed < maxIdlePostpones && level0Tables(db.bdb) >= db.bopt.NumLevelZeroTables {
-		db.postponed++
-		db.idleT.Reset(db.idleClose)
-		return
-	}
-	db.postponed = 0
+	// Level 0 is compacted first if it is due, so that the tables each
+	// close flushes do not pile up for the next open (a warm start above
+	// all) to compact on top of its peak. No operation runs (busy is 0
+	// and bdbMu is held), so no other compaction can.
+	db.compactLevel0(db.bdb)
 	if err := db.bdb.Close(); err != nil {
 		db.logf("dircache: closing the idle cache: %v", err)
 	}
 	db.bdb = nil
 }
 
-// maxIdlePostpones bounds how many idle periods in a row an idle close
-// waits for a level-0 compaction.
-const maxIdlePostpones = 6
+// update runs fn in a badger transaction, then compacts level 0 if the
+// write made that due. Every write of the store goes through it (or
+// through gcValueLog, which compacts likewise).
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	err := db.bdb.Update(fn)
+	db.compactLevel0(db.bdb)
+	return err
+}
+
+// compactLevel0 merges badger's level 0 into the level below once it
+// holds NumLevelZeroTables tables, as badger's own compactors would.
+// dircache runs badger without compactors (tuning.Options): each of them
+// wakes on a 50 ms ticker for as long as badger is open, which kept a
+// client on a slow link busy waking up for the whole of a bootstrap.
+// Level 0 grows only by memtable flushes, which only writes (and the
+// close of badger) cause, so the store compacts after each write
+// transaction and before an idle close: level 0 then never comes near
+// NumLevelZeroTablesStall, where badger would stop every write with
+// nothing left to compact. Failures are logged; the next write tries
+// again. The caller is inside begin and end, or holds bdbMu with no
+// operation running.
+func (db *DB) compactLevel0(bdb *badger.DB) {
+	if level0Tables(bdb) < db.bopt.NumLevelZeroTables {
+		return
+	}
+	db.compactMu.Lock()
+	defer db.compactMu.Unlock()
+	if level0Tables(bdb) < db.bopt.NumLevelZeroTables {
+		return // a concurrent writer compacted it
+	}
+	// Flatten with badger's compactors off runs the compactions on this
+	// goroutine: level 0 into the base level (and any level above the
+	// base into it, which a directory's few MB of keys never fill).
+	if err := bdb.Flatten(1); err != nil {
+		db.logf("dircache: compacting level 0: %v", err)
+	}
+}
 
 // level0Tables counts badger's tables at level 0.
 func level0Tables(bdb *badger.DB) int {
@@ -636,7 +664,7 @@ func (db *DB) chunkedUpdate(n int, size func(i int) int, fill func(txn *badger.T
 	budget := int(db.bdb.Opts().MemTableSize) * 15 / 100 / 2
 	perEntry := max(64, int(skl.MaxNodeSize))
 	for i := 0; i < n; {
-		err := db.bdb.Update(func(txn *badger.Txn) error {
+		err := db.update(func(txn *badger.Txn) error {
 			used := 0
 			for ; i < n && (used == 0 || used+size(i)+perEntry <= budget); i++ {
 				used += size(i) + 2*perEntry // an item may set two keys
@@ -957,6 +985,7 @@ func (db *DB) PruneMicrodescs(keep func([32]byte) bool, cutoff time.Time) (int, 
 // values were deleted. Failures are logged: the space waits for the next
 // call.
 func (db *DB) gcValueLog() {
+	defer db.compactLevel0(db.bdb) // a rewrite writes the moved values again
 	for range 4 {
 		err := db.bdb.RunValueLogGC(0.5)
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
@@ -993,7 +1022,7 @@ func (db *DB) PutCert(c Cert) error {
 	if err := checkSpace(db.dir); err != nil {
 		return err
 	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.update(func(txn *badger.Txn) error {
 		return txn.Set(key(pfxCert, c.Identity[:], c.SigningKey[:]), seal(c.Text))
 	})
 	if err != nil {
@@ -1091,7 +1120,7 @@ func (db *DB) PutState(k string, value []byte) error {
 	if err := checkSpace(db.dir); err != nil {
 		return err
 	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.update(func(txn *badger.Txn) error {
 		return txn.Set(key(pfxState, []byte(k)), seal(value))
 	})
 	if err != nil {

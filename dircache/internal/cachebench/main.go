@@ -65,7 +65,7 @@ var variants = []variant{
 	{name: "threshold-1KiB", note: "chosen, ValueThreshold 1 KiB (most mds in the value log)", tune: func(o badger.Options) badger.Options {
 		return o.WithValueThreshold(1 << 10)
 	}},
-	{name: "compactors-4", note: "chosen, NumCompactors 4 (default)", tune: func(o badger.Options) badger.Options {
+	{name: "compactors-4", note: "chosen, NumCompactors 4 (badger's default; dircache runs none and compacts level 0 itself)", tune: func(o badger.Options) badger.Options {
 		return o.WithNumCompactors(4)
 	}},
 	{name: "levels-default", note: "chosen, default table/level sizes (2 MiB, 10 MiB, 7 levels, L0 5/15)", tune: func(o badger.Options) badger.Options {

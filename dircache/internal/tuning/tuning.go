@@ -38,7 +38,14 @@ func Options(dir string, logger badger.Logger, syncWrites bool) badger.Options {
 		WithMaxLevels(4).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithNumCompactors(2). // 1 is rejected; 0 stalls writes forever at the L0 limit
+		// No compactors: each runs on a 50 ms ticker (hard-coded in
+		// badger) for as long as badger is open, 40 wake-ups a second
+		// with two, and a client on a slow link keeps badger open
+		// through its whole bootstrap. dircache compacts level 0 itself
+		// after each write (DB.compactLevel0), which is the only way
+		// level 0 grows; without that, writes would stop for good at
+		// NumLevelZeroTablesStall.
+		WithNumCompactors(0).
 		// Values go to the value log (see ValueThreshold); its files are
 		// small so that GC can rewrite one cheaply.
 		WithValueThreshold(ValueThreshold).
