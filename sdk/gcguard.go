@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
@@ -20,6 +21,8 @@ import (
 // twice the plan's), and brings it back once the heap has shrunk. Raising
 // is reported in the log and in Stats().Memory.GoMemoryLimit.
 const (
+	// gcGuardEvery is the period over which the collector's share is
+	// measured, and how often it is checked while the collector is busy.
 	gcGuardEvery = time.Second
 	// gcGuardMaxShare is the collector's share of one core, over the last
 	// period, above which the limit is raised (the runtime itself only
@@ -52,9 +55,18 @@ func gcGuardDecide(base, cur, live int64, gcShare float64) int64 {
 
 var gcGuardMetrics = []string{"/cpu/classes/gc/total:cpu-seconds", "/gc/heap/live:bytes"}
 
-// gcGuard adjusts the Go memory limit every gcGuardEvery until ctx ends,
-// as long as the limit is still the one it set (an app that sets its own
-// takes over). cur holds the limit in force.
+// gcGuardChecked, when set (by tests), is called after each of gcGuard's
+// checks.
+var gcGuardChecked func()
+
+// gcGuard adjusts the Go memory limit until ctx ends, as long as the limit
+// is still the one it set (an app that sets its own takes over). cur holds
+// the limit in force. It checks every gcGuardEvery while the collector is
+// busy or the limit is raised; otherwise it sleeps until the next
+// collection ends (gcCycles), then checks the period after it. An idle
+// client collects rarely (the runtime forces a cycle every two minutes),
+// so the guard does not wake it every second, which a ticker did: on a
+// phone, every wake-up of an idle app costs battery.
 func gcGuard(ctx context.Context, base int64, cur *atomic.Int64, logf func(string, ...any)) {
 	s := make([]metrics.Sample, len(gcGuardMetrics))
 	for i, n := range gcGuardMetrics {
@@ -70,27 +82,86 @@ func gcGuard(ctx context.Context, base int64, cur *atomic.Int64, logf func(strin
 		}
 		return gcCPU, live
 	}
+	cycles, stop := gcCycles()
+	defer stop()
+	t := time.NewTimer(gcGuardEvery)
+	defer t.Stop()
 	lastCPU, _ := read()
 	last := time.Now()
-	t := time.NewTicker(gcGuardEvery)
-	defer t.Stop()
+	watching := true // the client is starting: a bootstrap may follow
 	for {
+		if !watching {
+			select {
+			case <-cycles: // a cycle ended while watching: already counted
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-cycles:
+			}
+			lastCPU, _ = read()
+			last = time.Now()
+			t.Reset(gcGuardEvery)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			gcCPU, live := read()
-			share := (gcCPU - lastCPU) / now.Sub(last).Seconds()
-			lastCPU, last = gcCPU, now
-			limit := cur.Load()
-			if debug.SetMemoryLimit(-1) != limit {
-				return // someone else set it
-			}
-			if next := gcGuardDecide(base, limit, live, share); next != limit {
-				debug.SetMemoryLimit(next)
-				cur.Store(next)
-				logf("onionlite: Go memory limit %d → %d bytes (collector at %.0f%% of a core, live heap %d bytes)", limit, next, 100*share, live)
-			}
+		case <-t.C:
+		}
+		now := time.Now()
+		gcCPU, live := read()
+		share := (gcCPU - lastCPU) / now.Sub(last).Seconds()
+		lastCPU, last = gcCPU, now
+		limit := cur.Load()
+		if debug.SetMemoryLimit(-1) != limit {
+			return // someone else set it
+		}
+		next := gcGuardDecide(base, limit, live, share)
+		if next != limit {
+			debug.SetMemoryLimit(next)
+			cur.Store(next)
+			logf("onionlite: Go memory limit %d → %d bytes (collector at %.0f%% of a core, live heap %d bytes)", limit, next, 100*share, live)
+		}
+		if f := gcGuardChecked; f != nil {
+			f()
+		}
+		watching = next > base || share >= gcGuardMaxShare/4
+		if watching {
+			t.Reset(gcGuardEvery)
 		}
 	}
+}
+
+// gcSentinel is what gcCycles watches being collected. It holds a
+// pointer so that the allocator does not batch it with other tiny
+// objects (a batched object's cleanup may never run).
+type gcSentinel struct {
+	p *gcSentinel
+	_ [16]byte
+}
+
+// gcCycles returns a channel that receives after garbage collections
+// (without blocking: one pending value stands for any number of cycles)
+// until stop is called. Each cycle collects the unreachable sentinel, its
+// cleanup signals and arms a new one for the next cycle; an idle process
+// wakes no more often than it collects.
+func gcCycles() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	var stopped atomic.Bool
+	var arm func()
+	arm = func() {
+		runtime.AddCleanup(&gcSentinel{}, func(struct{}) {
+			if stopped.Load() {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+			arm()
+		}, struct{}{})
+	}
+	arm()
+	return ch, func() { stopped.Store(true) }
 }

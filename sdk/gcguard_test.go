@@ -1,6 +1,13 @@
 package sdk
 
-import "testing"
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"testing"
+	"time"
+)
 
 // TestGCGuardDecide: the limit rises in steps while the collector is busy
 // near it, never past twice the plan's, and comes back down in steps once
@@ -28,5 +35,102 @@ func TestGCGuardDecide(t *testing.T) {
 		if got := gcGuardDecide(base, c.cur, c.live, c.share); got != c.want {
 			t.Errorf("%s: limit %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// TestGCGuardSleepsWhileIdle: with the collector idle and the limit at
+// the plan's, the guard checks no more often than collections happen
+// (a ticker would check every second), and a collection wakes it for a
+// check.
+func TestGCGuardSleepsWhileIdle(t *testing.T) {
+	const base = 1 << 40 // far above the heap: the guard never raises it
+	old := debug.SetMemoryLimit(base)
+	defer debug.SetMemoryLimit(old)
+	var checks atomic.Int64
+	gcGuardChecked = func() { checks.Add(1) }
+	defer func() { gcGuardChecked = nil }()
+	var cur atomic.Int64
+	cur.Store(base)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gcGuard(ctx, base, &cur, t.Logf)
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitChecks := func(what string, n int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for checks.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no check %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitChecks("at start", 1) // the first period is always checked
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gcBefore, before := ms.NumGC, checks.Load()
+	time.Sleep(4 * gcGuardEvery)
+	runtime.ReadMemStats(&ms)
+	gcs, got := int64(ms.NumGC-gcBefore), checks.Load()-before
+	if got > gcs {
+		t.Fatalf("%d checks in %v with %d collections: the guard polls while idle", got, 4*gcGuardEvery, gcs)
+	}
+
+	n := checks.Load()
+	runtime.GC()
+	waitChecks("after a collection", n+1)
+	if cur.Load() != base || debug.SetMemoryLimit(-1) != base {
+		t.Fatalf("limit changed: %d", cur.Load())
+	}
+}
+
+// TestGCGuardWakesForPressure: a guard asleep for lack of collections
+// wakes when the collector starts working hard near the limit and raises
+// the limit.
+func TestGCGuardWakesForPressure(t *testing.T) {
+	const base = 16 << 20
+	old := debug.SetMemoryLimit(base)
+	defer debug.SetMemoryLimit(old)
+	var checks atomic.Int64
+	gcGuardChecked = func() { checks.Add(1) }
+	defer func() { gcGuardChecked = nil }()
+	var cur atomic.Int64
+	cur.Store(base)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gcGuard(ctx, base, &cur, t.Logf)
+	}()
+	defer func() { cancel(); <-done }()
+	for checks.Load() < 1 { // the start's check; then it sleeps
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// A live heap of 12 MiB under a 16 MiB limit, and garbage: the
+	// collector runs after every few MB allocated.
+	live := make([][]byte, 12)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+		for j := range live[i] {
+			live[i][j] = byte(j)
+		}
+	}
+	var sink []byte
+	deadline := time.Now().Add(20 * time.Second)
+	for cur.Load() == base && time.Now().Before(deadline) {
+		for range 64 {
+			sink = make([]byte, 64<<10)
+		}
+	}
+	runtime.KeepAlive(live)
+	runtime.KeepAlive(sink)
+	if cur.Load() == base || debug.SetMemoryLimit(-1) != cur.Load() {
+		t.Fatalf("limit still %d (in force %d) after 20 s of collecting near it", cur.Load(), debug.SetMemoryLimit(-1))
 	}
 }
