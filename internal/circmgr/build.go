@@ -434,6 +434,18 @@ func (m *Manager) usageTimeout(b *build) {
 	m.releaseLocked(b, errUsageTimeout, -1)
 }
 
+// blamed returns the relay a request that waited for b should avoid on
+// its next attempt: the hop past the guard at which the build failed
+// (the guard's failures go to the guard manager). None when no hop is
+// to blame, and none when the circuit was built and a later step failed
+// (a conflux link reports the path's length as the hop).
+func (b *build) blamed() ([20]byte, bool) {
+	if b.failedHop <= 0 || b.failedHop >= len(b.ids) {
+		return [20]byte{}, false
+	}
+	return b.ids[b.failedHop], true
+}
+
 func (m *Manager) releaseLocked(b *build, err error, failedHop int) {
 	if b.released {
 		return

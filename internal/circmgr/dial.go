@@ -282,8 +282,8 @@ func (m *Manager) getCircuit(ctx context.Context, key IsolationKey, port uint16,
 			if b.err != nil {
 				r.builds++
 				r.note(ErrBuildFailed, b.err)
-				if b.failedHop > 0 {
-					r.avoid[b.ids[b.failedHop]] = true
+				if id, ok := b.blamed(); ok {
+					r.avoid[id] = true
 				}
 			}
 		default:
