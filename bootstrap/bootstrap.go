@@ -57,8 +57,9 @@ type Stats struct {
 	DirBytesByKind map[string]int64
 	// ConsensusSource is where the current consensus came from.
 	ConsensusSource Source
-	// MicrodescsFetched counts microdescriptors downloaded; from the
-	// cache, MicrodescsLoaded.
+	// MicrodescsFetched counts microdescriptors downloaded;
+	// MicrodescsLoaded those read from the store into the view the
+	// bootstrap used (a view it built and dropped does not count).
 	MicrodescsFetched, MicrodescsLoaded int
 	// Requests counts directory requests; RequestFailures those that
 	// failed (and were retried elsewhere).

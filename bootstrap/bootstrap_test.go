@@ -235,6 +235,81 @@ func TestColdWarmStale(t *testing.T) {
 	}
 }
 
+// TestStaleNotEnoughFetches: against the real test network, a restart
+// whose cached consensus has expired but whose store kept too few
+// microdescriptors for the expired view to be enough (one here) is not
+// ready from the store: it publishes no view of the expired consensus,
+// fetches the newer consensus as a diff from the stored one, fetches only
+// the microdescriptors it lacks, and counts the stored one it used once.
+func TestStaleNotEnoughFetches(t *testing.T) {
+	t.Cleanup(testnet.CheckGoroutines(t))
+	r := newRig(t)
+	db := openStore(t, t.TempDir())
+	defer db.Close()
+	b, cm := r.boot(db, opts{})
+	if err := b.Bootstrap(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatalf("cold bootstrap: %v", err)
+	}
+	nd := b.NetDir()
+	nodes := len(r.net.Nodes())
+	if nd.NumMicrodescs() != nodes {
+		t.Fatalf("cold: %d microdescriptors; want %d", nd.NumMicrodescs(), nodes)
+	}
+	b.Close()
+	cm.Close()
+	kept := nd.MicrodescDigest(0)
+	if n, err := db.PruneMicrodescs(func(d [32]byte) bool { return d == kept }, time.Time{}); err != nil || n != nodes-1 {
+		t.Fatalf("pruning all but one microdescriptor: %d removed, %v", n, err)
+	}
+
+	waitUntil(t, nd.FreshUntil().Add(3*time.Second))
+	var mu sync.Mutex
+	var views []*netdir.NetDir
+	b, _ = r.boot(db, opts{clock: clock.At(nd.ValidUntil().Add(time.Second)), onDir: func(v *netdir.NetDir) {
+		mu.Lock()
+		views = append(views, v)
+		mu.Unlock()
+	}})
+	if err := b.Bootstrap(ctxFor(t, time.Minute)); err != nil {
+		t.Fatalf("stale bootstrap: %v", err)
+	}
+	select {
+	case <-b.Complete():
+	case <-ctxFor(t, time.Minute).Done():
+		t.Fatal("the remaining microdescriptors did not arrive")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(views) == 0 {
+		t.Fatal("no view published")
+	}
+	for _, v := range views {
+		if !v.ValidAfter().After(nd.ValidAfter()) {
+			t.Fatalf("a view of the expired consensus (%v) was published with one microdescriptor of %d stored", v.ValidAfter(), nodes)
+		}
+	}
+	cur := b.NetDir()
+	if cur != views[len(views)-1] || cur.Len() != nodes || cur.NumMicrodescs() != nodes {
+		t.Fatalf("final view: %d relays, %d microdescriptors; want %d of each, published", cur.Len(), cur.NumMicrodescs(), nodes)
+	}
+	st := b.Stats()
+	if st.ConsensusSource != SourceDiff || st.DiffsApplied != 1 || st.DirBytesByKind["consensus"] != 0 {
+		t.Fatalf("consensus: source %q, %d diffs, bytes %v; want a diff from the stored one", st.ConsensusSource, st.DiffsApplied, st.DirBytesByKind)
+	}
+	// The stored microdescriptor was read twice (for the expired view,
+	// then for the newer one) and counts once.
+	if st.MicrodescsLoaded != 1 || st.MicrodescsFetched != nodes-1 {
+		t.Fatalf("microdescriptors: %d loaded, %d fetched; want 1 and %d", st.MicrodescsLoaded, st.MicrodescsFetched, nodes-1)
+	}
+	want := make([][32]byte, cur.Len())
+	for i := range want {
+		want[i] = cur.MicrodescDigest(netdir.RelayIndex(i))
+	}
+	if missing, err := db.MissingMicrodescs(want); err != nil || len(missing) != 0 {
+		t.Fatalf("store after the bootstrap: %d microdescriptors missing, %v", len(missing), err)
+	}
+}
+
 // TestEarlyReady: against the real test network, microdescriptors one per
 // request so that the order shows. The directory is ready once the view is
 // Enough with the primary guards' microdescriptors in it (here the relay

@@ -54,7 +54,10 @@ func (b *Bootstrapper) addStoredMicrodescs(bld *netdir.Builder) {
 	if dropped > 0 {
 		b.logf("bootstrap: %d stored microdescriptors failed verification and were dropped", dropped)
 	}
-	b.count(func(s *Stats) { s.MicrodescsLoaded += loaded })
+	// Set, not added: a bootstrap may build a view and drop it (an
+	// expired consensus that was not enough with what is stored, a cached
+	// one that failed) before the one it uses, and reads the store again.
+	b.count(func(s *Stats) { s.MicrodescsLoaded = loaded })
 	b.mdProgress(bld.DirInfo())
 }
 
