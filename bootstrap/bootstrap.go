@@ -123,9 +123,12 @@ type Bootstrapper struct {
 	// lastSource served the latest consensus: its circuit is open, so
 	// it is the cheapest first source for microdescriptors.
 	lastSource *source
-	closed     bool
-	kick       chan struct{}
-	stop       chan struct{}
+	// listedMarked is the valid-after of the consensus whose
+	// microdescriptors markStored last marked listed in the store.
+	listedMarked time.Time
+	closed       bool
+	kick         chan struct{}
+	stop         chan struct{}
 }
 
 // New returns a Bootstrapper. It does no I/O until Bootstrap.

@@ -442,7 +442,8 @@ func TestRefreshAcrossPeriods(t *testing.T) {
 	r := newRig(t)
 	var mu sync.Mutex
 	var views []*netdir.NetDir
-	b, _ := r.boot(dircache.NewMemStore(), opts{onDir: func(nd *netdir.NetDir) {
+	store := &markCount{Store: dircache.NewMemStore()}
+	b, _ := r.boot(store, opts{onDir: func(nd *netdir.NetDir) {
 		mu.Lock()
 		views = append(views, nd)
 		mu.Unlock()
@@ -506,6 +507,20 @@ func TestRefreshAcrossPeriods(t *testing.T) {
 		if !views[i].ValidAfter().After(views[i-1].ValidAfter()) {
 			t.Fatalf("view %d does not move forward", i)
 		}
+	}
+	// The listing times were written once, after the cold bootstrap;
+	// the refreshes, minutes apart, rewrote none, and pruned nothing
+	// the newest view lists.
+	last := views[len(views)-1]
+	if got := store.calls(); len(got) != 1 || got[0] != views[0].Len() {
+		t.Fatalf("MarkListed calls %v; want one, of the first view's %d digests", got, views[0].Len())
+	}
+	want := make([][32]byte, last.Len())
+	for i := range want {
+		want[i] = last.MicrodescDigest(netdir.RelayIndex(i))
+	}
+	if missing, err := store.MissingMicrodescs(want); err != nil || len(missing) != 0 {
+		t.Fatalf("%d of the newest view's microdescriptors not stored, %v", len(missing), err)
 	}
 }
 

@@ -438,8 +438,24 @@ func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) err
 	return nil
 }
 
+// markListedEvery is how far apart, in consensus time, markStored
+// rewrites the last-listed time of every microdescriptor a consensus
+// lists. Every hourly consensus lists nearly the same thousands, and
+// rewriting all their times each hour was most of what a client wrote to
+// its store (a memtable's worth at full scale: a table build, and a
+// compaction every few hours, for times that only pruning reads).
+// Microdescriptors stored during a refresh get their time when stored.
+const markListedEvery = 12 * time.Hour
+
+// keepUnlisted is how long the store keeps a microdescriptor no consensus
+// lists any more: a week, as C tor does, counted from its last recorded
+// listing, which is up to markListedEvery older than its last real one.
+const keepUnlisted = 7*24*time.Hour + markListedEvery
+
 // markStored records in the store that the microdescriptors of nd's
-// consensus are listed now, and prunes those no recent consensus listed.
+// consensus are listed (when markListedEvery has passed since the last
+// time it did, in this process), and prunes those no consensus of the
+// last week listed.
 func (b *Bootstrapper) markStored(nd *netdir.NetDir) {
 	digests := make([][32]byte, nd.Len())
 	keep := make(map[[32]byte]struct{}, len(digests))
@@ -447,9 +463,20 @@ func (b *Bootstrapper) markStored(nd *netdir.NetDir) {
 		digests[i] = nd.MicrodescDigest(netdir.RelayIndex(i))
 		keep[digests[i]] = struct{}{}
 	}
-	b.storeErr("listing times", b.cfg.Store.MarkListed(nd.ValidAfter(), digests))
-	// Keep what any consensus of the last week listed, as C tor does.
-	n, err := b.cfg.Store.PruneMicrodescs(func(d [32]byte) bool { _, ok := keep[d]; return ok }, nd.ValidAfter().Add(-7*24*time.Hour))
+	at := nd.ValidAfter()
+	b.mu.Lock()
+	due := b.listedMarked.IsZero() || !at.Before(b.listedMarked.Add(markListedEvery))
+	b.mu.Unlock()
+	if due {
+		err := b.cfg.Store.MarkListed(at, digests)
+		b.storeErr("listing times", err)
+		if err == nil {
+			b.mu.Lock()
+			b.listedMarked = at
+			b.mu.Unlock()
+		}
+	}
+	n, err := b.cfg.Store.PruneMicrodescs(func(d [32]byte) bool { _, ok := keep[d]; return ok }, at.Add(-keepUnlisted))
 	b.storeErr("pruning", err)
 	if n > 0 {
 		b.logf("bootstrap: pruned %d microdescriptors no recent consensus lists", n)

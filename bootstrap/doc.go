@@ -29,7 +29,11 @@
 // While running, Run keeps the directory current: shortly after the
 // consensus stops being fresh (SchedulePrompt) or at dir-spec's randomised
 // client time (ScheduleDirSpec) it fetches the next consensus as a diff plus
-// only the new microdescriptors, and publishes a new netdir.NetDir.
+// only the new microdescriptors, and publishes a new netdir.NetDir. The
+// store records when each microdescriptor was last listed, but only every
+// 12 hours of consensus time (rewriting thousands of listing times each
+// hour was most of a client's writes), and prunes those no consensus
+// listed for a week and those 12 hours.
 //
 // It reports progress (phase, percent, bytes) to the application.
 //
