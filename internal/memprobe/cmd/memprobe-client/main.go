@@ -199,8 +199,15 @@ func populate(rep *memprobe.Report, data, realnet, set string) error {
 		rep.Microdescs += len(batch)
 	}
 	rep.Relays = u.NumRelays()
-	return nil
+	// warm reads the authorities from this file: deriving them there
+	// from the consensus would put a pass over its text, and the garbage
+	// of that pass, into the measured process before the client starts.
+	return os.WriteFile(filepath.Join(data, authsFile), []byte(strings.Join(authorityLines(cons), "\n")+"\n"), 0o644)
 }
+
+// authsFile, in -data, holds the DirAuthority lines populate derived from
+// the set's consensus.
+const authsFile = "authorities"
 
 // authorityLines turns the consensus's dir-source lines into DirAuthority
 // lines, with the RSA identity of the relay each authority runs (its "r"
@@ -239,16 +246,14 @@ func (c offsetClock) After(d time.Duration) <-chan time.Time { return time.After
 
 // warm starts a client from a populated cache at the set's time.
 func warm(ctx context.Context, rep *memprobe.Report, data, realnet, set string, budget int64) error {
-	dir, err := setDir(realnet, set)
-	if err != nil {
+	if _, err := setDir(realnet, set); err != nil {
 		return err
 	}
-	cons, err := os.ReadFile(filepath.Join(dir, set2019Cons))
+	b, err := os.ReadFile(filepath.Join(data, authsFile))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (run -mode populate first)", err)
 	}
-	auths := authorityLines(cons)
-	cons = nil
+	auths := strings.Split(strings.TrimSpace(string(b)), "\n")
 	c := &sdk.Client{DataDir: data, MemoryBudget: budget, Authorities: auths, Fallbacks: []string{},
 		Clock: offsetClock{d: time.Until(set2019Now)}, PreemptiveCircuits: -1}
 	defer c.Close()
