@@ -441,9 +441,10 @@ func (b *Bootstrapper) fetchAuthorityCerts(ctx context.Context, src *source) err
 // markListedEvery is how far apart, in consensus time, markStored
 // rewrites the last-listed time of every microdescriptor a consensus
 // lists. Every hourly consensus lists nearly the same thousands, and
-// rewriting all their times each hour was most of what a client wrote to
-// its store (a memtable's worth at full scale: a table build, and a
-// compaction every few hours, for times that only pruning reads).
+// rewriting all their times each hour was most of the keys a refresh
+// wrote to the store (more than a 512 KiB memtable holds at full scale: a
+// table build each hour, and level 0 growing towards a compaction, for
+// times that only pruning reads).
 // Microdescriptors stored during a refresh get their time when stored.
 const markListedEvery = 12 * time.Hour
 

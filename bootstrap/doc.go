@@ -32,7 +32,7 @@
 // only the new microdescriptors, and publishes a new netdir.NetDir. The
 // store records when each microdescriptor was last listed, but only every
 // 12 hours of consensus time (rewriting thousands of listing times each
-// hour was most of a client's writes), and prunes those no consensus
+// hour was most of the keys a refresh wrote), and prunes those no consensus
 // listed for a week and those 12 hours.
 //
 // It reports progress (phase, percent, bytes) to the application.
