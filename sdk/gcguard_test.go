@@ -38,26 +38,33 @@ func TestGCGuardDecide(t *testing.T) {
 	}
 }
 
+// runGuard sets the Go memory limit to base and runs gcGuard from it
+// until the test ends; it returns the guard's check count (through the
+// gcGuardChecked hook) and the limit the guard keeps.
+func runGuard(t *testing.T, base int64) (checks, cur *atomic.Int64) {
+	old := debug.SetMemoryLimit(base)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	checks, cur = new(atomic.Int64), new(atomic.Int64)
+	gcGuardChecked = func() { checks.Add(1) }
+	t.Cleanup(func() { gcGuardChecked = nil })
+	cur.Store(base)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		gcGuard(ctx, base, cur, t.Logf)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return checks, cur
+}
+
 // TestGCGuardSleepsWhileIdle: with the collector idle and the limit at
 // the plan's, the guard checks no more often than collections happen
 // (a ticker would check every second), and a collection wakes it for a
 // check.
 func TestGCGuardSleepsWhileIdle(t *testing.T) {
 	const base = 1 << 40 // far above the heap: the guard never raises it
-	old := debug.SetMemoryLimit(base)
-	defer debug.SetMemoryLimit(old)
-	var checks atomic.Int64
-	gcGuardChecked = func() { checks.Add(1) }
-	defer func() { gcGuardChecked = nil }()
-	var cur atomic.Int64
-	cur.Store(base)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		gcGuard(ctx, base, &cur, t.Logf)
-	}()
-	defer func() { cancel(); <-done }()
+	checks, cur := runGuard(t, base)
 
 	waitChecks := func(what string, n int64) {
 		t.Helper()
@@ -94,20 +101,7 @@ func TestGCGuardSleepsWhileIdle(t *testing.T) {
 // the limit.
 func TestGCGuardWakesForPressure(t *testing.T) {
 	const base = 16 << 20
-	old := debug.SetMemoryLimit(base)
-	defer debug.SetMemoryLimit(old)
-	var checks atomic.Int64
-	gcGuardChecked = func() { checks.Add(1) }
-	defer func() { gcGuardChecked = nil }()
-	var cur atomic.Int64
-	cur.Store(base)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		gcGuard(ctx, base, &cur, t.Logf)
-	}()
-	defer func() { cancel(); <-done }()
+	checks, cur := runGuard(t, base)
 	for checks.Load() < 1 { // the start's check; then it sleeps
 		time.Sleep(10 * time.Millisecond)
 	}
